@@ -1,0 +1,34 @@
+"""Plots of the cost model (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
+    """Measured vs fitted ms per layer against sequence length, one panel per tp, one line per micro-batch size."""
+    tps = sorted(df["tp"].unique())
+    fig, axes = plt.subplots(1, len(tps), figsize=(3.6 * len(tps), 3.4), squeeze=False, sharey=False)
+    for ax, tp in zip(axes[0], tps, strict=True):
+        rows = df[df["tp"] == tp]
+        for i, (mbs, group) in enumerate(rows.groupby("mbs")):
+            group = group.sort_values("seq_len")
+            color = f"C{i}"
+            ax.plot(group["seq_len"], group["time"], "o", ms=3, color=color, label=f"mbs {mbs}")
+            ax.plot(group["seq_len"], fit.predict_ms(int(tp), group["mbs"], group["seq_len"]), "-", color=color, lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"tp={tp} (fit MAPE {fit.mape_pct.get(int(tp), float('nan')):.1f}%)")
+        ax.set_xlabel("sequence length (tokens)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("time per layer, fwd+bwd (ms)")
+    axes[0][-1].legend(fontsize=7, title="dots measured, lines fit", title_fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
+    plt.close(fig)

@@ -1,0 +1,135 @@
+"""Analytical per-layer time model for (model, GPU) pairs with no profile.
+
+Forward+backward of one decoder layer with LoRA on one GPU of a TP group, micro-batch of b sequences of length s
+(T = b s tokens). Terms are added, not overlapped (Megatron-style TP runs its collectives between the GEMMs):
+
+  base GEMMs   4 T P_lin / tp FLOPs: forward 2 T P_lin, backward only the input gradient 2 T P_lin (the base is
+               frozen: no weight gradients). P_lin = sum of in*out over q,k,v,o,gate,up,down.
+  LoRA GEMMs   6 T r sum(in+out) FLOPs for the targeted linears (forward, then input and A/B gradients), not
+               sharded (conservative: A or B is replicated on each TP rank).
+  attention    FlashAttention, causal: forward 2 * 2 b s^2 h / tp * 1/2, backward 2.5x forward (it recomputes the
+               scores), so 3.5 x 2 b s^2 h / tp FLOPs.
+  efficiency   GEMM utilisation rises with the work per GEMM W (FLOPs of one of the layer's linears on this rank):
+               eta(W) = eta_max W / (W + W_half). Small micro-batches run far below peak; large ones approach
+               eta_max. Attention runs at a constant eta_attn of peak.
+  memory       frozen weights read in forward and backward (2 x 2 bytes x P_lin / tp) and elementwise traffic
+               (norms, RoPE, SwiGLU, residuals: ELEMENTWISE_BYTES_PER_TOKEN_H x h bytes per token / tp) at HBM speed.
+  TP comm      sequence parallel: 2 all-gathers + 2 reduce-scatters of T h bf16 forward and the same backward, each
+               moving (tp-1)/tp of its bytes per GPU over NVLink at eta_comm of the per-direction bandwidth.
+  overhead     a fixed t0 per layer (kernel launches, host work).
+
+eta_max, W_half, eta_attn, eta_comm and t0 are calibrated on measured profiles (the A100-40GB Llama-2-7B one ships)
+by least squares on log time; for another GPU the same efficiencies apply to that GPU's peak and bandwidths.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from costmodel.errors import CostModelError
+from costmodel.specs import GPUSpec, ModelSpec
+
+# Bytes of elementwise traffic per token and unit of hidden size in forward+backward of one layer: ~12 elementwise
+# kernels (2 norms, RoPE on q/k, SwiGLU, 2 residual adds, their backwards) each reading and writing ~h bf16 values.
+ELEMENTWISE_BYTES_PER_TOKEN_H = 48.0
+BF16_BYTES = 2
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    eta_max: float = 0.7  # fraction of peak that large GEMMs reach
+    w_half_gflop: float = 2.0  # work per GEMM at which half of eta_max is reached
+    eta_attn: float = 0.4  # fraction of peak reached by FlashAttention
+    eta_comm: float = 0.7  # fraction of link bandwidth reached by TP collectives
+    t0_ms: float = 0.3  # fixed per-layer overhead
+
+    def __post_init__(self) -> None:
+        for key, value in asdict(self).items():
+            if not np.isfinite(value) or value <= 0:
+                raise CostModelError(f"Efficiency.{key} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AnalyticalLayerTime:
+    """Per-layer forward+backward time from FLOPs, bytes and calibrated efficiencies (same interface as the fit)."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    eff: Efficiency = Efficiency()
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
+
+    @property
+    def tps(self) -> list[int]:
+        return [tp for tp in (1, 2, 4, 8, 16) if tp <= self.gpu.gpus_per_node and self.model.num_heads % tp == 0]
+
+    def _terms_ms(self, tp: int, tokens, attn_seq_sq) -> np.ndarray:
+        """Time in ms for `tokens` tokens whose attention work is sum(b s^2) = attn_seq_sq."""
+        m, g, e = self.model, self.gpu, self.eff
+        tokens = np.asarray(tokens, dtype=float)
+        attn_seq_sq = np.asarray(attn_seq_sq, dtype=float)
+        peak = g.peak_tflops * 1e12
+        shapes = m.linear_shapes
+        p_lin = sum(i * o for i, o in shapes.values())
+        gemm_flops = 4 * tokens * p_lin / tp
+        w_per_gemm = 2 * tokens * p_lin / tp / len(shapes)
+        eta = e.eta_max * w_per_gemm / (w_per_gemm + e.w_half_gflop * 1e9)
+        lora_flops = 6 * tokens * m.lora_params_per_layer(self.lora_rank, self.lora_targets)
+        attn_flops = 3.5 * 2 * attn_seq_sq * m.hidden_size / tp
+        compute_s = (gemm_flops + lora_flops) / (peak * eta) + attn_flops / (peak * e.eta_attn)
+        hbm_bytes = 2 * BF16_BYTES * p_lin / tp + ELEMENTWISE_BYTES_PER_TOKEN_H * m.hidden_size * tokens / tp
+        memory_s = hbm_bytes / (g.hbm_gbps * 1e9)
+        comm_bytes = 8 * (tp - 1) / tp * tokens * m.hidden_size * BF16_BYTES
+        comm_s = comm_bytes / (g.nvlink_gbps * 1e9 * e.eta_comm)
+        return (compute_s + memory_s + comm_s) * 1e3 + e.t0_ms
+
+    def predict_ms(self, tp: int, mbs, seq_len) -> np.ndarray | float:
+        b = np.asarray(mbs, dtype=float)
+        s = np.asarray(seq_len, dtype=float)
+        out = self._terms_ms(tp, b * s, b * s * s)
+        return float(out) if np.ndim(out) == 0 else out
+
+    def predict_packed_ms(self, tp: int, lengths) -> float:
+        lens = np.asarray(lengths, dtype=float)
+        return float(self._terms_ms(tp, lens.sum(), (lens**2).sum()))
+
+
+def calibrate_efficiency(model: ModelSpec, gpu: GPUSpec, profile: pd.DataFrame) -> Efficiency:
+    """Least squares on log(predicted / measured) over a profile's rows (columns tp, seq_len, mbs, time)."""
+    names = list(asdict(Efficiency()))
+    x0 = np.log(list(asdict(Efficiency()).values()))
+
+    def residuals(log_x):
+        lt = AnalyticalLayerTime(model, gpu, Efficiency(**dict(zip(names, np.exp(log_x), strict=True))))
+        pred = np.concatenate([lt.predict_ms(tp, r["mbs"], r["seq_len"]) for tp, r in profile.groupby("tp")])
+        meas = np.concatenate([r["time"].to_numpy() for _, r in profile.groupby("tp")])
+        return np.log(pred / meas)
+
+    # eta_max and eta_attn stay at or below 1 (peak), eta_comm at or below 1 (link bandwidth).
+    upper = np.log([1.0, 1e3, 1.0, 1.0, 1e2])
+    lower = np.log([1e-3, 1e-4, 1e-3, 1e-3, 1e-4])
+    fit = least_squares(residuals, x0, bounds=(lower, upper))
+    return Efficiency(**dict(zip(names, np.exp(fit.x).tolist(), strict=True)))
+
+
+@functools.cache
+def reference_efficiency() -> Efficiency:
+    """Efficiencies calibrated once on the shipped A100-40GB Llama-2-7B profile (cached for the process)."""
+    from costmodel.profile import load_profile, shipped_profile
+    from costmodel.specs import load_gpu_spec, load_model_spec
+
+    path = shipped_profile("llama2-7b", "a100-40gb")
+    if path is None:  # pragma: no cover - the profile ships with the package
+        return Efficiency()
+    return calibrate_efficiency(load_model_spec("llama2-7b"), load_gpu_spec("a100-40gb"), load_profile(path))
+
+
+def efficiency_to_json(eff: Efficiency, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(asdict(eff), indent=2) + "\n")

@@ -1,0 +1,131 @@
+"""CostModel: time and memory of any replica config for one (model, GPU) pair, the object every policy consults.
+
+Layer times come from, in order: a `--profile` CSV given by the user; the shipped profile of the pair; the
+analytical model with efficiencies calibrated on the shipped A100 profile. A fitted profile that lacks a tp degree
+falls back to the analytical model calibrated on that same profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency, reference_efficiency
+from costmodel.errors import CostModelError
+from costmodel.layer_time import LayerTimeFit, fit_profile
+from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens, peak_memory
+from costmodel.parallel import ParallelConfig
+from costmodel.profile import load_profile, shipped_profile
+from costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
+from costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
+
+BF16_BYTES, FP32_BYTES = 2, 4
+P2P_LATENCY_S = 10e-6
+# Adam on fp32 LoRA state: read param, grad, m, v and write param, m, v.
+ADAM_BYTES_PER_PARAM = 7 * FP32_BYTES
+
+
+class CostModel:
+    def __init__(self, model: ModelSpec, gpu: GPUSpec, fit: LayerTimeFit | None,
+                 analytical: AnalyticalLayerTime, memory: MemoryOptions | None = None,
+                 cap: int = DEFAULT_CAP_TOKENS, source: str = "analytical") -> None:
+        self.model, self.gpu, self.fit, self.analytical = model, gpu, fit, analytical
+        self.memory = memory or MemoryOptions()
+        self.cap = cap
+        self.source = source
+        self._layer_cache: dict[tuple, float] = {}
+        self._max_tokens: dict[ParallelConfig, int] = {}
+
+    @classmethod
+    def build(cls, model: str | ModelSpec, gpu: str | GPUSpec, *, profile: str | Path | None = None,
+              fit: LayerTimeFit | None = None, memory: MemoryOptions | None = None,
+              cap: int = DEFAULT_CAP_TOKENS) -> CostModel:
+        model = model if isinstance(model, ModelSpec) else load_model_spec(model)
+        gpu = gpu if isinstance(gpu, GPUSpec) else load_gpu_spec(gpu)
+        memory = memory or MemoryOptions()
+        path = Path(profile) if profile is not None else shipped_profile(model.name, gpu.name)
+        if fit is None and path is not None:
+            df = load_profile(path)
+            fit = fit_profile(df, source=str(path))
+            eff = calibrate_efficiency(model, gpu, df)
+            source = f"profile {path.name}"
+        else:
+            eff = reference_efficiency()
+            source = f"fit {fit.source or '(given)'}" if fit is not None else \
+                "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
+        analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
+        return cls(model, gpu, fit, analytical, memory, cap, source)
+
+    # -- time ---------------------------------------------------------------------------------------------------
+    def layer_model(self, tp: int) -> LayerTimeFit | AnalyticalLayerTime:
+        """The fit where it covers tp, else the analytical model."""
+        return self.fit if self.fit is not None and tp in self.fit.coeffs else self.analytical
+
+    def layer_ms(self, tp: int, mb: MicroBatch) -> float:
+        """Forward+backward ms of one decoder layer for one micro-batch on a TP group of `tp`."""
+        key = (tp, mb.lengths if mb.packed else (mb.num_seqs, mb.seq_len), mb.packed)
+        cached = self._layer_cache.get(key)
+        if cached is None:
+            layer = self.layer_model(tp)
+            if mb.packed:
+                cached = layer.predict_packed_ms(tp, mb.lengths)
+            else:
+                cached = layer.predict_ms(tp, mb.num_seqs, mb.seq_len)
+            self._layer_cache[key] = cached
+        return cached
+
+    def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
+        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
+        return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
+
+    def p2p_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
+        """Activations forward and gradients backward across one stage boundary; with sequence parallelism each
+        TP rank sends its 1/tp share."""
+        if config.pp == 1:
+            return 0.0
+        num_bytes = mb.tokens * self.model.hidden_size * BF16_BYTES / config.tp
+        link = self.gpu.link_gbps(spans_nodes=config.num_gpus > self.gpu.gpus_per_node)
+        return 2 * (num_bytes / (link * 1e9) + P2P_LATENCY_S)
+
+    def lora_params(self) -> int:
+        """LoRA parameters of all tasks, whole model."""
+        per_layer = self.model.lora_params_per_layer(self.memory.lora_rank, self.memory.lora_targets)
+        return self.memory.num_tasks * self.model.num_layers * per_layer
+
+    def dp_sync_s(self, config: ParallelConfig, num_replicas: int, spans_nodes: bool) -> float:
+        """Each GPU all-reduces its 1/(tp*pp) shard of the fp32 LoRA gradients with its peers in the other
+        replicas, over the slowest link among them."""
+        shard_bytes = self.lora_params() * FP32_BYTES / config.num_gpus
+        return ring_allreduce_s(shard_bytes, num_replicas, self.gpu.link_gbps(spans_nodes))
+
+    def optimizer_s(self, config: ParallelConfig) -> float:
+        return self.lora_params() / config.num_gpus * ADAM_BYTES_PER_PARAM / (self.gpu.hbm_gbps * 1e9)
+
+    def replica_time(self, config: ParallelConfig, micro_batches: list[MicroBatch], *, num_replicas: int = 1,
+                     spans_nodes: bool = False) -> ReplicaTime:
+        """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
+        stages = [self.stage_s(config, mb) for mb in micro_batches]
+        p2p = [self.p2p_s(config, mb) for mb in micro_batches]
+        bubble = (config.pp - 1) * max((s + c for s, c in zip(stages, p2p, strict=True)), default=0.0)
+        return ReplicaTime(
+            compute_s=sum(stages),
+            pp_bubble_s=bubble,
+            pp_comm_s=sum(p2p),
+            dp_sync_s=self.dp_sync_s(config, num_replicas, spans_nodes),
+            optimizer_s=self.optimizer_s(config) if micro_batches or num_replicas > 1 else 0.0,
+        )
+
+    # -- memory -------------------------------------------------------------------------------------------------
+    def max_tokens(self, config: ParallelConfig) -> int:
+        """Largest micro-batch (tokens) that fits; 0 when the config cannot hold the model."""
+        if config not in self._max_tokens:
+            try:
+                self._max_tokens[config] = max_tokens(self.model, self.gpu, config, self.memory, self.cap)
+            except CostModelError:
+                self._max_tokens[config] = 0
+        return self._max_tokens[config]
+
+    def peak_memory_bytes(self, config: ParallelConfig, tokens: int) -> float:
+        return peak_memory(self.model, self.gpu, config, tokens, self.memory).total_bytes
+
+    def feasible_configs(self, max_gpus: int) -> dict[ParallelConfig, int]:
+        return feasible_configs(self.model, self.gpu, max_gpus, self.memory, self.cap)

@@ -1,0 +1,67 @@
+"""Profile CSVs: tidy tables keyed by configuration columns (`tp,seq_len,mbs,time`, time in ms per layer)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from costmodel.errors import CostModelError
+
+PROFILE_COLUMNS = ("tp", "seq_len", "mbs", "time")
+
+# Shipped profiles by (model, gpu): used by default wherever a pair has one.
+SHIPPED_PROFILES: dict[tuple[str, str], str] = {
+    ("llama2-7b", "a100-40gb"): "llama2_7b_a100_40gb_layer_time.csv",
+    ("tiny", "cpu"): "tiny_cpu_layer_time.csv",
+}
+SHIPPED_MAX_TOKENS: dict[tuple[str, str], str] = {
+    ("llama2-7b", "a100-40gb"): "llama2_7b_a100_40gb_max_tokens.csv",
+}
+
+
+def shipped_path(filename: str) -> Path:
+    return Path(str(resources.files("costmodel") / "profiles" / filename))
+
+
+def shipped_profile(model: str, gpu: str) -> Path | None:
+    """The shipped layer-time profile for (model, gpu), if there is one on disk."""
+    filename = SHIPPED_PROFILES.get((model, gpu))
+    if filename is None:
+        return None
+    path = shipped_path(filename)
+    return path if path.is_file() else None
+
+
+def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -> pd.DataFrame:
+    """Read and validate a profile CSV: the columns present, numeric, lengths and times positive."""
+    path = Path(path)
+    if not path.is_file():
+        raise CostModelError(f"profile {str(path)!r} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise CostModelError(f"profile {str(path)!r} is not a readable CSV: {str(err).splitlines()[0]}") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise CostModelError(f"profile {str(path)!r} lacks column(s) {', '.join(missing)} (needs {', '.join(columns)})")
+    if df.empty:
+        raise CostModelError(f"profile {str(path)!r} has no rows")
+    df = df[list(columns)].copy()
+    for col in columns:
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() | (values <= 0)
+        if bad.any():
+            row = int(bad.idxmax())
+            raise CostModelError(
+                f"profile {str(path)!r}: column {col!r} row {row + 2} has {df[col].iloc[row]!r}; "
+                "values must be positive numbers"
+            )
+        df[col] = values
+    for col in columns:
+        if col != "time":
+            if (df[col] != df[col].round()).any():
+                raise CostModelError(f"profile {str(path)!r}: column {col!r} must hold integers")
+            df[col] = df[col].astype(int)
+    return df

@@ -1,0 +1,1 @@
+"""policies (see ../shared/DESIGN.md)."""
