@@ -31,7 +31,7 @@ DEFAULT_GRIDS = {
 class CalibrationGrid:
     seq_lens: tuple[int, ...]
     mbs: tuple[int, ...]
-    repeats: int = 3
+    repeats: int = 5
     # The executor runs several CPU ranks on few cores, one thread each: time the layer the same way.
     cpu_threads: int = 1
 
@@ -42,7 +42,7 @@ class CalibrationGrid:
             raise CostModelError(f"--repeats must be at least 1, got {self.repeats}")
 
     @classmethod
-    def for_device(cls, device: str, seq_lens: str | None = None, mbs: str | None = None, repeats: int = 3):
+    def for_device(cls, device: str, seq_lens: str | None = None, mbs: str | None = None, repeats: int = 5):
         default_lens, default_mbs = DEFAULT_GRIDS[device]
         return cls(_ints(seq_lens, "--seq-lens") or default_lens, _ints(mbs, "--mbs") or default_mbs, repeats)
 

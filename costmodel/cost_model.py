@@ -115,6 +115,11 @@ class CostModel:
         )
 
     # -- memory -------------------------------------------------------------------------------------------------
+    def check_config(self, config: ParallelConfig) -> None:
+        """Raise, naming the reason, unless the config can shard this model on this GPU type."""
+        config.check_fits(num_layers=self.model.num_layers, num_heads=self.model.num_heads,
+                          num_kv_heads=self.model.num_kv_heads, gpus_per_node=self.gpu.gpus_per_node)
+
     def max_tokens(self, config: ParallelConfig) -> int:
         """Largest micro-batch (tokens) that fits; 0 when the config cannot hold the model."""
         if config not in self._max_tokens:

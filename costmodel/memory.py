@@ -84,12 +84,12 @@ def activation_bytes_per_token_layer(model: ModelSpec, tp: int, opts: MemoryOpti
     h, f, kv = model.hidden_size, model.ffn_size, model.kv_dim
     if opts.activation_checkpointing:
         return BF16_BYTES * 2 * h / (tp if opts.sequence_parallel else 1)
-    sharded = 2 * h + 2 * h + 2 * kv + 4 * f
-    replicated = 2 * h
-    if not opts.sequence_parallel:  # the residual stream is then replicated on every TP rank too
-        sharded -= 2 * h
-        replicated += 2 * h
-    return BF16_BYTES * (opts.activation_overhead * sharded / tp + replicated)
+    residual = 2 * h  # the two residual inputs: sharded by sequence parallelism, else replicated
+    per_rank = (2 * h + 2 * kv + 4 * f) / tp + (residual / tp if opts.sequence_parallel else residual)
+    # The gathered LoRA A inputs are plain bf16 buffers; the overhead factor covers fp32 temporaries of the
+    # norm/RoPE/SwiGLU computations, which only the per-rank tensors carry.
+    gathered = 2 * h
+    return BF16_BYTES * (opts.activation_overhead * per_rank + gathered)
 
 
 def stage_memory(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, stage: int,

@@ -8,7 +8,7 @@ devices report it (HBM stacks are power-of-two sized; the H200 shows ~140 GiB of
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from costmodel.errors import CostModelError
@@ -64,8 +64,9 @@ def load_gpu_spec(name_or_path: str) -> GPUSpec:
         if not path.is_file():
             raise CostModelError(f"GPU spec {str(path)!r} does not exist")
         try:
-            fields = json.loads(path.read_text())
-            return GPUSpec(**fields)
-        except (json.JSONDecodeError, TypeError) as err:
+            payload = json.loads(path.read_text())
+            # Calibration adds a "measured" record beside the spec's fields; keep only the fields.
+            return GPUSpec(**{f.name: payload[f.name] for f in fields(GPUSpec)})
+        except (json.JSONDecodeError, TypeError, KeyError) as err:
             raise CostModelError(f"GPU spec {str(path)!r} is malformed: {err}") from None
     raise CostModelError(f"unknown GPU {name_or_path!r}; choose from {', '.join(GPUS)} or a spec .json path")

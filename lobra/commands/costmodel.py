@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
-from costmodel import CostModel, LayerTimeFit, MemoryOptions, fit_profile
+from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
 from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
 from costmodel.errors import CostModelError
 from costmodel.layer_time import holdout_split
@@ -47,6 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpointing", action="store_true", help="with activation checkpointing")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_max_tokens)
+
+    p = cmds.add_parser("replica-time", help="time of one step on each replica of a plan, fixed-length data")
+    p.add_argument("--model", required=True)
+    p.add_argument("--gpu", required=True)
+    p.add_argument("--plan", required=True, help="deployment plan, e.g. '<1,1>x6 <2,1>x1 <8,1>x1'")
+    p.add_argument("--seq-len", type=int, required=True, help="padded length of every sequence")
+    p.add_argument("--mbs", type=int, default=1, help="sequences per micro-batch (default 1)")
+    p.add_argument("--micro-batches", type=int, default=1, help="micro-batches per replica (default 1)")
+    p.add_argument("--tasks", type=int, default=1, help="number of LoRA adapters (default 1)")
+    p.add_argument("--profile", help="profile CSV to use instead of the default")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replica_time)
 
     p = cmds.add_parser("check", help="held-out error of the fit and leave-one-tp-out error of the analytical model")
     p.add_argument("--profile", required=True)
@@ -111,6 +124,33 @@ def cmd_max_tokens(args) -> int:
     else:
         print(f"max tokens per micro-batch: {model.name} on {gpu.name}, {args.tasks} task(s), cap {args.cap}")
         print_table(pd.DataFrame([{"tp": c.tp, "pp": c.pp, "gpus": c.num_gpus, "max_tokens": n} for c, n in table]))
+    return 0
+
+
+def cmd_replica_time(args) -> int:
+    plan = parse_plan(args.plan)
+    if args.seq_len < 1 or args.mbs < 1 or args.micro_batches < 1:
+        raise CostModelError("--seq-len, --mbs and --micro-batches must be positive")
+    cm = CostModel.build(args.model, args.gpu, profile=args.profile, memory=MemoryOptions(num_tasks=args.tasks))
+    mb = MicroBatch.padded(args.mbs, args.seq_len)
+    spans_nodes = plan.num_gpus > cm.gpu.gpus_per_node
+    rows = []
+    for config, count in plan.entries:
+        cm.check_config(config)
+        limit = cm.max_tokens(config)
+        if mb.tokens > limit:
+            raise CostModelError(f"a micro-batch of {mb.tokens} tokens does not fit {config} "
+                                 f"(max_tokens {limit} on {cm.gpu.name})")
+        t = cm.replica_time(config, [mb] * args.micro_batches, num_replicas=plan.num_replicas,
+                            spans_nodes=spans_nodes)
+        rows.append({"config": str(config), "replicas": count, "max_tokens": limit, **asdict(t),
+                     "total_s": t.total_s})
+    if args.json:
+        print_json(rows)
+    else:
+        print(f"{cm.model.name} on {cm.gpu.name} ({cm.source}); {args.micro_batches} micro-batch(es) of "
+              f"{args.mbs} x {args.seq_len} tokens per replica")
+        print_table(pd.DataFrame(rows))
     return 0
 
 

@@ -1,0 +1,75 @@
+import pytest
+
+from costmodel import CostModel, CostModelError, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig
+from costmodel.replica_time import ring_allreduce_s
+
+# t(b, s) = 0.001 b s + 1  (ms per layer)
+FIT = LayerTimeFit({1: (0, 0, 1e-3, 0, 0, 1.0), 2: (0, 0, 0.5e-3, 0, 0, 1.0)})
+
+
+@pytest.fixture()
+def cm():
+    # llama2-7b shapes: 32 layers, hidden 4096; a100 links
+    return CostModel.build("llama2-7b", "a100-40gb", fit=FIT, memory=MemoryOptions(num_tasks=2))
+
+
+def test_micro_batch_tokens():
+    assert MicroBatch.padded(4, 512).tokens == 2048
+    packed = MicroBatch.of_lengths([100, 300], packed=True)
+    assert (packed.tokens, packed.real_tokens, packed.seq_len) == (400, 400, 300)
+    padded = MicroBatch.of_lengths([100, 300], pad_to=512)
+    assert (padded.tokens, padded.real_tokens) == (1024, 400)
+    with pytest.raises(CostModelError):
+        MicroBatch.of_lengths([100, 600], pad_to=512)
+    with pytest.raises(CostModelError):
+        MicroBatch((), 16)
+
+
+def test_no_pp_is_the_sum_of_micro_batches(cm):
+    mbs = [MicroBatch.padded(2, 1000), MicroBatch.padded(1, 500)]
+    t = cm.replica_time(ParallelConfig(1, 1), mbs)
+    # (0.001*2000 + 1) * 32 layers + (0.001*500 + 1) * 32 = 96 + 48 ms
+    assert t.compute_s == pytest.approx(0.144)
+    assert t.pp_bubble_s == 0 and t.pp_comm_s == 0 and t.dp_sync_s == 0
+    assert t.busy_s == pytest.approx(0.144)
+
+
+def test_1f1b_adds_pp_minus_one_largest_stage(cm):
+    mbs = [MicroBatch.padded(2, 1000), MicroBatch.padded(1, 500)]
+    t = cm.replica_time(ParallelConfig(2, 4), mbs)
+    stage = [(0.5e-3 * 2000 + 1) * 8 / 1e3, (0.5e-3 * 500 + 1) * 8 / 1e3]  # tp=2 fit, 8 layers per stage
+    p2p = [2 * (2000 * 4096 * 2 / 2 / 300e9 + 10e-6), 2 * (500 * 4096 * 2 / 2 / 300e9 + 10e-6)]
+    assert t.compute_s == pytest.approx(sum(stage))
+    assert t.pp_comm_s == pytest.approx(sum(p2p))
+    assert t.pp_bubble_s == pytest.approx(3 * (stage[0] + p2p[0]))
+
+
+def test_ring_allreduce_formula():
+    assert ring_allreduce_s(1e9, 1, 100) == 0
+    assert ring_allreduce_s(1e9, 4, 100, latency_s=0) == pytest.approx(2 * 3 / 4 * 1e9 / 100e9)
+    assert ring_allreduce_s(1e9, 4, 100, latency_s=1e-3) == pytest.approx(0.015 + 6e-3)
+
+
+def test_dp_sync_uses_the_slowest_link_and_shards(cm):
+    lora_bytes = 2 * 32 * 16 * (4 * 8192 + 2 * 15104) * 4  # 2 tasks, fp32 gradients
+    inside = cm.dp_sync_s(ParallelConfig(2, 1), num_replicas=3, spans_nodes=False)
+    across = cm.dp_sync_s(ParallelConfig(2, 1), num_replicas=3, spans_nodes=True)
+    assert inside == pytest.approx(ring_allreduce_s(lora_bytes / 2, 3, 300.0))
+    assert across == pytest.approx(ring_allreduce_s(lora_bytes / 2, 3, 25.0))
+    t = cm.replica_time(ParallelConfig(2, 1), [MicroBatch.padded(1, 128)], num_replicas=3, spans_nodes=True)
+    assert t.dp_sync_s == pytest.approx(across)
+    assert t.optimizer_s == pytest.approx(lora_bytes / 4 / 2 * 28 / 1555e9)
+    assert t.total_s == pytest.approx(t.busy_s + across + t.optimizer_s)
+
+
+def test_packed_micro_batches_use_their_own_lengths(cm):
+    packed = cm.replica_time(ParallelConfig(1, 1), [MicroBatch.of_lengths([100, 300], packed=True)])
+    padded = cm.replica_time(ParallelConfig(1, 1), [MicroBatch.of_lengths([100, 300])])
+    assert packed.compute_s == pytest.approx((0.001 * 400 + 1) * 32 / 1e3)
+    assert padded.compute_s == pytest.approx((0.001 * 600 + 1) * 32 / 1e3)
+
+
+def test_missing_tp_falls_back_to_the_analytical_model(cm):
+    mb = MicroBatch.padded(1, 1024)
+    assert cm.layer_model(4) is cm.analytical
+    assert cm.layer_ms(4, mb) == pytest.approx(cm.analytical.predict_ms(4, 1, 1024))
