@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out/calibration", help="output folder (default out/calibration)")
     p.add_argument("--seq-lens", help="comma-separated sequence lengths (default: a grid for the device)")
     p.add_argument("--mbs", help="comma-separated micro-batch sizes (default: 1,2,4,8)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repetitions per point; the median is kept")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions per point; the fastest is kept (default 5)")
     p.set_defaults(func=cmd_calibrate)
 
 
