@@ -1,0 +1,126 @@
+"""Balanced dispatch: the paper's integer program (`balanced-ilp`) and our fast heuristic (`balanced`).
+
+Both minimise the step's makespan under the cost tables' model of a replica: c alpha + ceil(c / m) beta per padded
+length, plus the 1F1B bubble on pipelined replicas. The integer program is exact for that model but its solve time
+grows with the step; the heuristic (greedy earliest-finish, then moves off the slowest replica) takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix
+
+from costmodel import DeploymentPlan
+from policies.costs import CostTable
+from policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
+from policies.dispatchers.loads import ReplicaLoads
+from policies.dispatchers.simple import fill_least_loaded
+
+MAX_MOVES = 2000
+
+
+@DISPATCHERS.register("balanced")
+class BalancedDispatcher(Dispatcher):
+    """Ours: longest lengths first, each micro-batch to whichever replica would finish it earliest (fast replicas
+    take more), then local search moving sequences off the slowest replica while that shortens the step."""
+
+    def assign(self, counts: dict[int, int], plan: DeploymentPlan, table: CostTable) -> Assignment:
+        loads = ReplicaLoads(plan.replicas, table)
+        for s in sorted(counts, reverse=True):
+            fill_least_loaded(loads, holders(s, plan.replicas, table), s, counts[s])
+        improve(loads)
+        return loads.counts
+
+
+def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
+    """Move k sequences of one length from the slowest replica to another while the pair's larger time drops below
+    the current makespan. Each move lowers the sorted vector of loads lexicographically, so this terminates."""
+    n_rep = len(loads.replicas)
+    for _ in range(max_moves):
+        totals = [loads.total(r) for r in range(n_rep)]
+        src = int(np.argmax(totals))
+        current = totals[src]
+        best = None
+        for s, n in loads.counts[src].items():
+            per_mb = loads.table.length_cost(loads.replicas[src], s).per_mb
+            sizes = {1, n, min(n, per_mb), n % per_mb or min(n, per_mb)}
+            for dst in range(n_rep):
+                if dst == src or loads.table.length_cost(loads.replicas[dst], s) is None:
+                    continue
+                for k in sizes:
+                    after = max(loads.total_if(src, s, -k), loads.total_if(dst, s, k))
+                    if after < current - 1e-12 and (best is None or after < best[0]):
+                        best = (after, s, dst, k)
+        if best is None:
+            return
+        _, s, dst, k = best
+        loads.add(src, s, -k)
+        loads.add(dst, s, k)
+
+
+@DISPATCHERS.register("balanced-ilp")
+class BalancedILPDispatcher(Dispatcher):
+    """The paper's balanced dispatch as a mixed-integer program (scipy milp / HiGHS, always time-limited).
+
+    Per (length g, replica r): n_gr sequences and k_gr >= n_gr / m_gr micro-batches (integers); pipelined replicas
+    add u_r >= (pp - 1) * (a full micro-batch's stage time) * y_gr with y_gr = 1 when n_gr > 0. Minimise z >= every
+    replica's sum of alpha n + beta k + u. If the solver finds nothing in time, the heuristic's answer is used."""
+
+    def assign(self, counts: dict[int, int], plan: DeploymentPlan, table: CostTable) -> Assignment:
+        replicas = plan.replicas
+        lengths = sorted(counts, reverse=True)
+        pairs = [(g, r) for g, s in enumerate(lengths) for r in holders(s, replicas, table)]
+        piped = sorted({r for _, r in pairs if replicas[r].pp > 1})
+        n_pairs = len(pairs)
+        # variable layout: n (n_pairs) | k (n_pairs) | y (n_pairs, used on pipelined replicas) | u (per piped) | z
+        n_var = 3 * n_pairs + len(piped) + 1
+        z = n_var - 1
+        u_of = {r: 3 * n_pairs + i for i, r in enumerate(piped)}
+        rows, cols, vals, lo, hi = [], [], [], [], []
+        row = 0
+
+        def add(entries, low, high):
+            nonlocal row
+            for c, v in entries:
+                rows.append(row)
+                cols.append(c)
+                vals.append(v)
+            lo.append(low)
+            hi.append(high)
+            row += 1
+
+        for g, s in enumerate(lengths):  # every sequence exactly once
+            add([(p, 1.0) for p, (gg, _) in enumerate(pairs) if gg == g], counts[s], counts[s])
+        load_terms: dict[int, list] = {r: [] for r in range(len(replicas))}
+        ub = np.zeros(n_var)
+        for p, (g, r) in enumerate(pairs):
+            lc = table.length_cost(replicas[r], lengths[g])
+            c = counts[lengths[g]]
+            add([(n_pairs + p, float(lc.per_mb)), (p, -1.0)], 0.0, np.inf)  # m k >= n
+            load_terms[r] += [(p, lc.alpha_s), (n_pairs + p, lc.beta_s)]
+            ub[p], ub[n_pairs + p], ub[2 * n_pairs + p] = c, -(-c // lc.per_mb), 1.0 if r in u_of else 0.0
+            if r in u_of:
+                add([(u_of[r], 1.0), (2 * n_pairs + p, -(replicas[r].pp - 1) * lc.full_mb_s)], 0.0, np.inf)
+                add([(p, 1.0), (2 * n_pairs + p, -float(c))], -np.inf, 0.0)  # n > 0 only if y = 1
+        for r, terms in load_terms.items():
+            if r in u_of:
+                terms = terms + [(u_of[r], 1.0)]
+            add(terms + [(z, -1.0)], -np.inf, 0.0)
+        ub[3 * n_pairs:] = np.inf
+        objective = np.zeros(n_var)
+        objective[z] = 1.0
+        integrality = np.zeros(n_var)
+        integrality[:3 * n_pairs] = 1
+        matrix = coo_matrix((vals, (rows, cols)), shape=(row, n_var)).tocsr()
+        result = milp(objective, integrality=integrality, bounds=Bounds(np.zeros(n_var), ub),
+                      constraints=LinearConstraint(matrix, lo, hi),
+                      options={"time_limit": self.config.time_limit_s, "disp": False})
+        if result.x is None:
+            return BalancedDispatcher(self.config).assign(counts, plan, table)
+        out: Assignment = [{} for _ in replicas]
+        for p, (g, r) in enumerate(pairs):
+            n = int(round(result.x[p]))
+            if n:
+                out[r][lengths[g]] = n
+        return out
