@@ -21,7 +21,13 @@ def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
             group = group.sort_values("seq_len")
             color = f"C{i}"
             ax.plot(group["seq_len"], group["time"], "o", ms=3, color=color, label=f"mbs {mbs}")
-            ax.plot(group["seq_len"], fit.predict_ms(int(tp), group["mbs"], group["seq_len"]), "-", color=color, lw=1)
+            ax.plot(
+                group["seq_len"],
+                fit.predict_ms(int(tp), group["mbs"], group["seq_len"]),
+                "-",
+                color=color,
+                lw=1,
+            )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(f"tp={tp} (fit MAPE {fit.mape_pct.get(int(tp), float('nan')):.1f}%)")

@@ -28,10 +28,21 @@ def main() -> None:
     for seq_len, mbs in UNMEASURED:
         measured = bench.time_ms(mbs, seq_len, grid.repeats)
         predicted = result.fit.predict_ms(1, mbs, seq_len)
-        points.append({"seq_len": seq_len, "mbs": mbs, "measured_ms": round(measured, 3),
-                       "predicted_ms": round(predicted, 3), "error_pct": round(100 * (predicted - measured) / measured, 2)})
-    report = {"calibrate_wall_s": round(wall_s, 1), "grid_points": len(result.profile),
-              "fit_in_sample_mape_pct": round(result.fit.mape_pct[1], 2), "unmeasured_points": points}
+        points.append(
+            {
+                "seq_len": seq_len,
+                "mbs": mbs,
+                "measured_ms": round(measured, 3),
+                "predicted_ms": round(predicted, 3),
+                "error_pct": round(100 * (predicted - measured) / measured, 2),
+            }
+        )
+    report = {
+        "calibrate_wall_s": round(wall_s, 1),
+        "grid_points": len(result.profile),
+        "fit_in_sample_mape_pct": round(result.fit.mape_pct[1], 2),
+        "unmeasured_points": points,
+    }
     out = Path(__file__).parent / "results" / "calibrate_cpu.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -9,7 +9,19 @@ from costmodel.replica_time import MicroBatch, ReplicaTime
 from costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
 
 __all__ = [
-    "CostModel", "CostModelError", "DeploymentPlan", "GPUSpec", "LayerTimeFit", "MemoryOptions", "MicroBatch",
-    "ModelSpec", "ParallelConfig", "ReplicaTime", "fit_profile", "load_gpu_spec", "load_model_spec", "max_tokens",
+    "CostModel",
+    "CostModelError",
+    "DeploymentPlan",
+    "GPUSpec",
+    "LayerTimeFit",
+    "MemoryOptions",
+    "MicroBatch",
+    "ModelSpec",
+    "ParallelConfig",
+    "ReplicaTime",
+    "fit_profile",
+    "load_gpu_spec",
+    "load_model_spec",
+    "max_tokens",
     "parse_plan",
 ]

@@ -68,7 +68,9 @@ class AnalyticalLayerTime:
 
     @property
     def tps(self) -> list[int]:
-        return [tp for tp in (1, 2, 4, 8, 16) if tp <= self.gpu.gpus_per_node and self.model.num_heads % tp == 0]
+        return [
+            tp for tp in (1, 2, 4, 8, 16) if tp <= self.gpu.gpus_per_node and self.model.num_heads % tp == 0
+        ]
 
     def _terms_ms(self, tp: int, tokens, attn_seq_sq) -> np.ndarray:
         """Time in ms for `tokens` tokens whose attention work is sum(b s^2) = attn_seq_sq."""

@@ -86,8 +86,12 @@ class LayerBench:
         layer = layer_cls(config, layer_idx=0)
         for p in layer.parameters():
             p.requires_grad_(False)
-        lora = LoraConfig(r=DEFAULT_LORA_RANK, lora_alpha=2 * DEFAULT_LORA_RANK,
-                          target_modules=list(DEFAULT_LORA_TARGETS), lora_dropout=0.0)
+        lora = LoraConfig(
+            r=DEFAULT_LORA_RANK,
+            lora_alpha=2 * DEFAULT_LORA_RANK,
+            target_modules=list(DEFAULT_LORA_TARGETS),
+            lora_dropout=0.0,
+        )
         self.layer = inject_adapter_in_model(lora, layer).to(self.device, self.dtype)
         self.rope = rope_cls(config=config).to(self.device)
         self.hidden = model.hidden_size
@@ -154,12 +158,20 @@ def measure_device_spec(device: str, threads: int = 1) -> GPUSpec:
     gbps = 2 * big.numel() * 4 / best_s(lambda: big.clone()) / 1e9
     base = GPUS["cpu"] if device == "cpu" else GPUS["h200-141gb"]
     name = "cpu" if device == "cpu" else torch.cuda.get_device_name().lower().replace(" ", "-")
-    return GPUSpec(name, round(tflops, 4), base.memory_gib, round(gbps, 1), base.nvlink_gbps, base.network_gbps,
-                   base.gpus_per_node)
+    return GPUSpec(
+        name,
+        round(tflops, 4),
+        base.memory_gib,
+        round(gbps, 1),
+        base.nvlink_gbps,
+        base.network_gbps,
+        base.gpus_per_node,
+    )
 
 
-def calibrate(model_name: str, device: str, grid: CalibrationGrid, out_dir: str | Path,
-              progress: bool = True) -> CalibrationResult:
+def calibrate(
+    model_name: str, device: str, grid: CalibrationGrid, out_dir: str | Path, progress: bool = True
+) -> CalibrationResult:
     from tqdm import tqdm
 
     model = load_model_spec(model_name)
@@ -168,7 +180,9 @@ def calibrate(model_name: str, device: str, grid: CalibrationGrid, out_dir: str 
     points = [(s, b) for s in grid.seq_lens for b in grid.mbs]
     rows = []
     for seq_len, mbs in tqdm(points, desc=f"calibrate {model.name} on {device}", disable=not progress):
-        rows.append({"tp": 1, "seq_len": seq_len, "mbs": mbs, "time": bench.time_ms(mbs, seq_len, grid.repeats)})
+        rows.append(
+            {"tp": 1, "seq_len": seq_len, "mbs": mbs, "time": bench.time_ms(mbs, seq_len, grid.repeats)}
+        )
     profile = pd.DataFrame(rows)
     spec = measure_device_spec(device, grid.cpu_threads)
     elapsed = time.perf_counter() - start
@@ -176,11 +190,22 @@ def calibrate(model_name: str, device: str, grid: CalibrationGrid, out_dir: str 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{model.name}_{spec.name}".replace(".", "_").replace("-", "_")
-    profile_path, fit_path, spec_path = (out / f"{stem}_layer_time.csv", out / f"{stem}_fit.json",
-                                         out / f"{spec.name}_spec.json")
+    profile_path, fit_path, spec_path = (
+        out / f"{stem}_layer_time.csv",
+        out / f"{stem}_fit.json",
+        out / f"{spec.name}_spec.json",
+    )
     fit = fit_profile(profile, source=profile_path.name)
     profile.to_csv(profile_path, index=False)
     fit.to_json(fit_path)
-    spec_path.write_text(json.dumps({**asdict(spec), "measured": {"device": device, "threads": grid.cpu_threads,
-                                                                 "seconds": round(elapsed, 1)}}, indent=2) + "\n")
+    spec_path.write_text(
+        json.dumps(
+            {
+                **asdict(spec),
+                "measured": {"device": device, "threads": grid.cpu_threads, "seconds": round(elapsed, 1)},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return CalibrationResult(profile, fit, spec, elapsed, profile_path, fit_path, spec_path)

@@ -25,9 +25,16 @@ ADAM_BYTES_PER_PARAM = 7 * FP32_BYTES
 
 
 class CostModel:
-    def __init__(self, model: ModelSpec, gpu: GPUSpec, fit: LayerTimeFit | None,
-                 analytical: AnalyticalLayerTime, memory: MemoryOptions | None = None,
-                 cap: int = DEFAULT_CAP_TOKENS, source: str = "analytical") -> None:
+    def __init__(
+        self,
+        model: ModelSpec,
+        gpu: GPUSpec,
+        fit: LayerTimeFit | None,
+        analytical: AnalyticalLayerTime,
+        memory: MemoryOptions | None = None,
+        cap: int = DEFAULT_CAP_TOKENS,
+        source: str = "analytical",
+    ) -> None:
         self.model, self.gpu, self.fit, self.analytical = model, gpu, fit, analytical
         self.memory = memory or MemoryOptions()
         self.cap = cap
@@ -36,9 +43,16 @@ class CostModel:
         self._max_tokens: dict[ParallelConfig, int] = {}
 
     @classmethod
-    def build(cls, model: str | ModelSpec, gpu: str | GPUSpec, *, profile: str | Path | None = None,
-              fit: LayerTimeFit | None = None, memory: MemoryOptions | None = None,
-              cap: int = DEFAULT_CAP_TOKENS) -> CostModel:
+    def build(
+        cls,
+        model: str | ModelSpec,
+        gpu: str | GPUSpec,
+        *,
+        profile: str | Path | None = None,
+        fit: LayerTimeFit | None = None,
+        memory: MemoryOptions | None = None,
+        cap: int = DEFAULT_CAP_TOKENS,
+    ) -> CostModel:
         model = model if isinstance(model, ModelSpec) else load_model_spec(model)
         gpu = gpu if isinstance(gpu, GPUSpec) else load_gpu_spec(gpu)
         memory = memory or MemoryOptions()
@@ -50,8 +64,11 @@ class CostModel:
             source = f"profile {path.name}"
         else:
             eff = reference_efficiency()
-            source = f"fit {fit.source or '(given)'}" if fit is not None else \
-                "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
+            source = (
+                f"fit {fit.source or '(given)'}"
+                if fit is not None
+                else "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
+            )
         analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
         return cls(model, gpu, fit, analytical, memory, cap, source)
 
@@ -100,8 +117,14 @@ class CostModel:
     def optimizer_s(self, config: ParallelConfig) -> float:
         return self.lora_params() / config.num_gpus * ADAM_BYTES_PER_PARAM / (self.gpu.hbm_gbps * 1e9)
 
-    def replica_time(self, config: ParallelConfig, micro_batches: list[MicroBatch], *, num_replicas: int = 1,
-                     spans_nodes: bool = False) -> ReplicaTime:
+    def replica_time(
+        self,
+        config: ParallelConfig,
+        micro_batches: list[MicroBatch],
+        *,
+        num_replicas: int = 1,
+        spans_nodes: bool = False,
+    ) -> ReplicaTime:
         """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
         stages = [self.stage_s(config, mb) for mb in micro_batches]
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
@@ -117,8 +140,12 @@ class CostModel:
     # -- memory -------------------------------------------------------------------------------------------------
     def check_config(self, config: ParallelConfig) -> None:
         """Raise, naming the reason, unless the config can shard this model on this GPU type."""
-        config.check_fits(num_layers=self.model.num_layers, num_heads=self.model.num_heads,
-                          num_kv_heads=self.model.num_kv_heads, gpus_per_node=self.gpu.gpus_per_node)
+        config.check_fits(
+            num_layers=self.model.num_layers,
+            num_heads=self.model.num_heads,
+            num_kv_heads=self.model.num_kv_heads,
+            gpus_per_node=self.gpu.gpus_per_node,
+        )
 
     def max_tokens(self, config: ParallelConfig) -> int:
         """Largest micro-batch (tokens) that fits; 0 when the config cannot hold the model."""

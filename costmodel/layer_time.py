@@ -45,7 +45,9 @@ class LayerTimeFit:
             raise CostModelError("a layer-time fit needs coefficients for at least one tp")
         for tp, c in self.coeffs.items():
             if len(c) != NUM_COEFFS or not all(np.isfinite(c)):
-                raise CostModelError(f"layer-time fit for tp={tp} needs {NUM_COEFFS} finite coefficients, got {c!r}")
+                raise CostModelError(
+                    f"layer-time fit for tp={tp} needs {NUM_COEFFS} finite coefficients, got {c!r}"
+                )
 
     @property
     def tps(self) -> list[int]:
@@ -62,7 +64,9 @@ class LayerTimeFit:
         c1, c2, c3, c4, c5, c6 = self._coeffs(tp)
         lens = np.asarray(lengths, dtype=float)
         s_max = float(lens.max())
-        return float(c1 * (lens**2).sum() + c3 * lens.sum() + c5 * len(lens) + c2 * s_max**2 + c4 * s_max + c6)
+        return float(
+            c1 * (lens**2).sum() + c3 * lens.sum() + c5 * len(lens) + c2 * s_max**2 + c4 * s_max + c6
+        )
 
     def _coeffs(self, tp: int) -> tuple[float, ...]:
         if tp not in self.coeffs:

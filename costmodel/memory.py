@@ -75,8 +75,13 @@ class MemoryBreakdown:
 
     @property
     def total_bytes(self) -> float:
-        return (self.weights_bytes + self.lora_state_bytes + self.activation_bytes + self.logits_bytes
-                + self.reserve_bytes)
+        return (
+            self.weights_bytes
+            + self.lora_state_bytes
+            + self.activation_bytes
+            + self.logits_bytes
+            + self.reserve_bytes
+        )
 
 
 def activation_bytes_per_token_layer(model: ModelSpec, tp: int, opts: MemoryOptions) -> float:
@@ -92,8 +97,9 @@ def activation_bytes_per_token_layer(model: ModelSpec, tp: int, opts: MemoryOpti
     return BF16_BYTES * (opts.activation_overhead * per_rank + gathered)
 
 
-def stage_memory(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, stage: int,
-                 opts: MemoryOptions) -> MemoryBreakdown:
+def stage_memory(
+    model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, stage: int, opts: MemoryOptions
+) -> MemoryBreakdown:
     tp, pp = config.tp, config.pp
     layers = model.num_layers / pp
     embed = model.vocab_size * model.hidden_size
@@ -108,7 +114,9 @@ def stage_memory(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens:
     if opts.activation_checkpointing:
         activations = in_flight * layers * tokens * per_token_layer
         full = MemoryOptions(**{**opts.__dict__, "activation_checkpointing": False})
-        activations += tokens * activation_bytes_per_token_layer(model, tp, full)  # the layer being recomputed
+        activations += tokens * activation_bytes_per_token_layer(
+            model, tp, full
+        )  # the layer being recomputed
     else:
         activations = in_flight * layers * tokens * per_token_layer
     logits = 2 * FP32_BYTES * tokens * model.vocab_size / tp if stage == pp - 1 else 0.0
@@ -121,30 +129,47 @@ def stage_memory(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens:
     )
 
 
-def peak_memory(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int,
-                opts: MemoryOptions) -> MemoryBreakdown:
+def peak_memory(
+    model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, opts: MemoryOptions
+) -> MemoryBreakdown:
     """The stage with the largest footprint for a micro-batch of `tokens` tokens."""
-    return max((stage_memory(model, gpu, config, tokens, k, opts) for k in range(config.pp)),
-               key=lambda m: m.total_bytes)
+    return max(
+        (stage_memory(model, gpu, config, tokens, k, opts) for k in range(config.pp)),
+        key=lambda m: m.total_bytes,
+    )
 
 
-def max_tokens(model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, opts: MemoryOptions | None = None,
-               cap: int = DEFAULT_CAP_TOKENS) -> int:
+def max_tokens(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    config: ParallelConfig,
+    opts: MemoryOptions | None = None,
+    cap: int = DEFAULT_CAP_TOKENS,
+) -> int:
     """The largest power-of-two token count of one micro-batch that fits on every GPU of the replica, capped at
     `cap` (the real table's profiling stopped at 16K); 0 when not even MIN_TOKENS fit."""
     opts = opts or MemoryOptions()
     if cap < MIN_TOKENS:
         raise CostModelError(f"cap must be at least {MIN_TOKENS} tokens, got {cap}")
-    config.check_fits(num_layers=model.num_layers, num_heads=model.num_heads, num_kv_heads=model.num_kv_heads,
-                      gpus_per_node=gpu.gpus_per_node)
+    config.check_fits(
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        num_kv_heads=model.num_kv_heads,
+        gpus_per_node=gpu.gpus_per_node,
+    )
     best, tokens = 0, MIN_TOKENS
     while tokens <= cap and peak_memory(model, gpu, config, tokens, opts).total_bytes <= gpu.memory_bytes:
         best, tokens = tokens, tokens * 2
     return best
 
 
-def feasible_configs(model: ModelSpec, gpu: GPUSpec, max_gpus: int, opts: MemoryOptions | None = None,
-                     cap: int = DEFAULT_CAP_TOKENS) -> dict[ParallelConfig, int]:
+def feasible_configs(
+    model: ModelSpec,
+    gpu: GPUSpec,
+    max_gpus: int,
+    opts: MemoryOptions | None = None,
+    cap: int = DEFAULT_CAP_TOKENS,
+) -> dict[ParallelConfig, int]:
     """Every power-of-two (tp, pp) with tp*pp <= max_gpus that shards the model and holds at least one micro-batch,
     with its max_tokens."""
     out = {}

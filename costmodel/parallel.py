@@ -63,10 +63,14 @@ class DeploymentPlan:
             if not isinstance(config, ParallelConfig):
                 raise CostModelError(f"plan entry {config!r} is not a ParallelConfig")
             if not isinstance(count, int) or count < 1:
-                raise CostModelError(f"plan entry {config} has count {count!r}; counts must be positive integers")
+                raise CostModelError(
+                    f"plan entry {config} has count {count!r}; counts must be positive integers"
+                )
         configs = [c for c, _ in self.entries]
         if len(set(configs)) != len(configs) or configs != sorted(configs):
-            raise CostModelError("plan entries must be sorted and unique; build plans with DeploymentPlan.of()")
+            raise CostModelError(
+                "plan entries must be sorted and unique; build plans with DeploymentPlan.of()"
+            )
 
     @classmethod
     def of(cls, configs) -> DeploymentPlan:

@@ -42,10 +42,14 @@ def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -
     try:
         df = pd.read_csv(path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise CostModelError(f"profile {str(path)!r} is not a readable CSV: {str(err).splitlines()[0]}") from None
+        raise CostModelError(
+            f"profile {str(path)!r} is not a readable CSV: {str(err).splitlines()[0]}"
+        ) from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise CostModelError(f"profile {str(path)!r} lacks column(s) {', '.join(missing)} (needs {', '.join(columns)})")
+        raise CostModelError(
+            f"profile {str(path)!r} lacks column(s) {', '.join(missing)} (needs {', '.join(columns)})"
+        )
     if df.empty:
         raise CostModelError(f"profile {str(path)!r} has no rows")
     df = df[list(columns)].copy()

@@ -27,8 +27,10 @@ class MicroBatch:
         if any(not isinstance(n, int) or n < 1 for n in self.lengths):
             raise CostModelError(f"micro-batch lengths must be positive integers, got {self.lengths!r}")
         if max(self.lengths) > self.seq_len:
-            raise CostModelError(f"micro-batch holds a sequence of {max(self.lengths)} tokens, longer than its "
-                                 f"padded length {self.seq_len}")
+            raise CostModelError(
+                f"micro-batch holds a sequence of {max(self.lengths)} tokens, longer than its "
+                f"padded length {self.seq_len}"
+            )
 
     @classmethod
     def padded(cls, num_seqs: int, seq_len: int) -> MicroBatch:
@@ -73,7 +75,9 @@ class ReplicaTime:
         return self.busy_s + self.dp_sync_s + self.optimizer_s
 
 
-def ring_allreduce_s(num_bytes: float, participants: int, link_gbps: float, latency_s: float = 10e-6) -> float:
+def ring_allreduce_s(
+    num_bytes: float, participants: int, link_gbps: float, latency_s: float = 10e-6
+) -> float:
     """Ring all-reduce: 2 (n-1)/n of the bytes cross the slowest link, in 2 (n-1) latency-bound steps."""
     if participants <= 1 or num_bytes <= 0:
         return 0.0

@@ -9,7 +9,7 @@ import sys
 from lobra import __version__
 
 # Modules under lobra/commands, in the order `lobra --help` lists them.
-COMMANDS = ["demo", "costmodel", "calibrate"]
+COMMANDS = ["demo", "costmodel", "calibrate", "traces", "scenarios"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -21,8 +21,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="lobra", description="Multi-tenant LoRA fine-tuning over heterogeneous lengths: "
-                            "cost model, planners, simulator and executor.")
+    parser = ArgumentParser(
+        prog="lobra",
+        description="Multi-tenant LoRA fine-tuning over heterogeneous lengths: "
+        "cost model, planners, simulator and executor.",
+    )
     parser.add_argument("--version", action="version", version=f"lobra {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:

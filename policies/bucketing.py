@@ -72,7 +72,9 @@ def assign_buckets(lengths, boundaries) -> np.ndarray:
     lengths = np.asarray(lengths)
     idx = np.searchsorted(boundaries, lengths, side="left")
     if (idx >= len(boundaries)).any():
-        raise PolicyError(f"a sequence of {int(lengths.max())} tokens exceeds the largest bucket {boundaries[-1]}")
+        raise PolicyError(
+            f"a sequence of {int(lengths.max())} tokens exceeds the largest bucket {boundaries[-1]}"
+        )
     return np.asarray(boundaries)[idx]
 
 

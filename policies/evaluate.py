@@ -32,8 +32,9 @@ def estimate_step(dispatch: DispatchPlan, cost: CostModel) -> StepEstimate:
     plan = dispatch.plan
     spans_nodes = plan.num_gpus > cost.gpu.gpus_per_node
     times = tuple(
-        cost.replica_time(config, [mb.to_costmodel() for mb in mbs], num_replicas=plan.num_replicas,
-                          spans_nodes=spans_nodes)
+        cost.replica_time(
+            config, [mb.to_costmodel() for mb in mbs], num_replicas=plan.num_replicas, spans_nodes=spans_nodes
+        )
         for config, mbs in zip(plan.replicas, dispatch.micro_batches, strict=True)
     )
     return StepEstimate(times, plan.num_gpus)

@@ -15,8 +15,9 @@ from policies.registry import PolicyError
 from policies.types import MicroBatchPlan
 
 
-def padded_micro_batches(items: Sequence[int], lengths: Sequence[int], padded: Sequence[int],
-                         max_tokens: int) -> list[MicroBatchPlan]:
+def padded_micro_batches(
+    items: Sequence[int], lengths: Sequence[int], padded: Sequence[int], max_tokens: int
+) -> list[MicroBatchPlan]:
     """items[k] runs with length lengths[k], padded to padded[k]."""
     by_len: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for item, n, s in zip(items, lengths, padded, strict=True):
@@ -25,15 +26,19 @@ def padded_micro_batches(items: Sequence[int], lengths: Sequence[int], padded: S
     for s in sorted(by_len, reverse=True):
         per_mb = max_tokens // s
         if per_mb < 1:
-            raise PolicyError(f"a sequence padded to {s} tokens does not fit a micro-batch of {max_tokens} tokens")
+            raise PolicyError(
+                f"a sequence padded to {s} tokens does not fit a micro-batch of {max_tokens} tokens"
+            )
         group = by_len[s]
         for start in range(0, len(group), per_mb):
-            chunk = group[start:start + per_mb]
+            chunk = group[start : start + per_mb]
             out.append(MicroBatchPlan(tuple(i for i, _ in chunk), tuple(n for _, n in chunk), s))
     return out
 
 
-def packed_micro_batches(items: Sequence[int], lengths: Sequence[int], max_tokens: int) -> list[MicroBatchPlan]:
+def packed_micro_batches(
+    items: Sequence[int], lengths: Sequence[int], max_tokens: int
+) -> list[MicroBatchPlan]:
     """First-fit decreasing into bins of max_tokens tokens."""
     order = sorted(range(len(items)), key=lambda k: -lengths[k])
     bins: list[list[int]] = []
@@ -50,8 +55,15 @@ def packed_micro_batches(items: Sequence[int], lengths: Sequence[int], max_token
         else:
             bins.append([k])
             room.append(max_tokens - n)
-    return [MicroBatchPlan(tuple(items[k] for k in b), tuple(int(lengths[k]) for k in b),
-                           max(int(lengths[k]) for k in b), packed=True) for b in bins]
+    return [
+        MicroBatchPlan(
+            tuple(items[k] for k in b),
+            tuple(int(lengths[k]) for k in b),
+            max(int(lengths[k]) for k in b),
+            packed=True,
+        )
+        for b in bins
+    ]
 
 
 def chunk_costs(per_seq_s: float, per_mb_s: float, count: int, per_mb: int) -> float:

@@ -24,7 +24,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorate(cls: type[T]) -> type[T]:
             if name in self._entries:
-                raise PolicyError(f"{self.kind} {name!r} is already registered (by {self._entries[name].__name__})")
+                raise PolicyError(
+                    f"{self.kind} {name!r} is already registered (by {self._entries[name].__name__})"
+                )
             cls.name = name  # type: ignore[attr-defined]
             self._entries[name] = cls
             return cls

@@ -22,7 +22,9 @@ class StepItem:
 
     def __post_init__(self) -> None:
         if not isinstance(self.length, int) or self.length < 1:
-            raise PolicyError(f"sequence of task {self.task!r} has length {self.length!r}; must be a positive integer")
+            raise PolicyError(
+                f"sequence of task {self.task!r} has length {self.length!r}; must be a positive integer"
+            )
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,10 @@ class DispatchPlan:
 
     def __post_init__(self) -> None:
         if len(self.micro_batches) != self.plan.num_replicas:
-            raise PolicyError(f"dispatch plan has {len(self.micro_batches)} replicas, plan {self.plan} has "
-                              f"{self.plan.num_replicas}")
+            raise PolicyError(
+                f"dispatch plan has {len(self.micro_batches)} replicas, plan {self.plan} has "
+                f"{self.plan.num_replicas}"
+            )
 
     def replica_items(self, replica: int) -> list[int]:
         return [i for mb in self.micro_batches[replica] for i in mb.items]
@@ -75,7 +79,9 @@ class DispatchPlan:
             limit = cost.max_tokens(config)
             for mb in mbs:
                 if mb.tokens > limit:
-                    raise PolicyError(f"micro-batch of {mb.tokens} tokens exceeds {config}'s max_tokens {limit}")
+                    raise PolicyError(
+                        f"micro-batch of {mb.tokens} tokens exceeds {config}'s max_tokens {limit}"
+                    )
                 for i, n in zip(mb.items, mb.lengths, strict=True):
                     if n != self.truncated.get(i, items[i].length) or n > mb.seq_len:
                         raise PolicyError(f"item {i} runs with length {n}, expected {items[i].length}")

@@ -1,1 +1,36 @@
-"""traces (see ../shared/DESIGN.md)."""
+"""Length traces, synthetic traces, task files, scenarios and the per-step sampler (see ../shared/DESIGN.md).
+
+Light on purpose: numpy, scipy, pandas and yaml only. The trace builder (datasets, transformers) and the
+plots (matplotlib) are imported by their own modules, when used.
+"""
+
+from traces.errors import TraceError
+from traces.sampler import SAMPLING_MODES, StepSampler
+from traces.scenario import SCENARIOS, Scenario, load_scenario, register_scenario, resolve_scenario
+from traces.synthetic import PAPER_DATASETS, SyntheticSpec, fit_synthetic, synthetic_trace
+from traces.tasks import Task, TaskSpec, Workload, load_workload, parse_workload
+from traces.trace import Trace, TraceStats, load_trace, shipped_traces
+
+__all__ = [
+    "PAPER_DATASETS",
+    "SAMPLING_MODES",
+    "SCENARIOS",
+    "Scenario",
+    "StepSampler",
+    "SyntheticSpec",
+    "Task",
+    "TaskSpec",
+    "Trace",
+    "TraceError",
+    "TraceStats",
+    "Workload",
+    "fit_synthetic",
+    "load_scenario",
+    "load_trace",
+    "load_workload",
+    "parse_workload",
+    "register_scenario",
+    "resolve_scenario",
+    "shipped_traces",
+    "synthetic_trace",
+]

@@ -14,15 +14,34 @@ from typing import Any
 from costmodel.errors import CostModelError
 
 _LLAMA2 = {"model_type": "llama", "vocab_size": 32000, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096}
-_LLAMA3 = {"model_type": "llama", "vocab_size": 128256, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
-           "max_position_embeddings": 8192}
-_QWEN25 = {"model_type": "qwen2", "vocab_size": 152064, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
-           "max_position_embeddings": 32768}
+_LLAMA3 = {
+    "model_type": "llama",
+    "vocab_size": 128256,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "max_position_embeddings": 8192,
+}
+_QWEN25 = {
+    "model_type": "qwen2",
+    "vocab_size": 152064,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "max_position_embeddings": 32768,
+}
 
 
-def _cfg(base: dict, hidden: int, ffn: int, layers: int, heads: int, kv_heads: int, **extra) -> dict[str, Any]:
-    return {**base, "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
-            "num_attention_heads": heads, "num_key_value_heads": kv_heads, **extra}
+def _cfg(
+    base: dict, hidden: int, ffn: int, layers: int, heads: int, kv_heads: int, **extra
+) -> dict[str, Any]:
+    return {
+        **base,
+        "hidden_size": hidden,
+        "intermediate_size": ffn,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        **extra,
+    }
 
 
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
@@ -37,8 +56,14 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     # The paper's 32B model (LobRA, Sec. 6): Llama architecture, 60 layers, hidden 6656, FFN 17920, 64 heads.
     "paper-32b": _cfg(_LLAMA2, 6656, 17920, 60, 64, 64),
     # The test model: small enough to train on a CPU in milliseconds, 4 heads so that tp in {1, 2, 4} divides them.
-    "tiny": _cfg({"model_type": "llama", "vocab_size": 256, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096},
-                 64, 128, 2, 4, 4),
+    "tiny": _cfg(
+        {"model_type": "llama", "vocab_size": 256, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096},
+        64,
+        128,
+        2,
+        4,
+        4,
+    ),
 }
 
 _REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
@@ -60,9 +85,13 @@ class ModelSpec:
             if not isinstance(value, int) or value < 1:
                 raise CostModelError(f"model {self.name!r}: {key} must be a positive integer, got {value!r}")
         if self.arch not in ("llama", "qwen2"):
-            raise CostModelError(f"model {self.name!r}: model_type {self.arch!r} is not supported (llama, qwen2)")
+            raise CostModelError(
+                f"model {self.name!r}: model_type {self.arch!r} is not supported (llama, qwen2)"
+            )
         if self.hidden_size % self.num_heads:
-            raise CostModelError(f"model {self.name!r}: hidden_size {self.hidden_size} not divisible by heads")
+            raise CostModelError(
+                f"model {self.name!r}: hidden_size {self.hidden_size} not divisible by heads"
+            )
         if self.num_heads % self.num_kv_heads:
             raise CostModelError(f"model {self.name!r}: {self.num_heads} heads not divisible by kv heads")
 
@@ -86,8 +115,15 @@ class ModelSpec:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of every linear layer of one decoder layer, by its HF module name."""
         h, f, kv = self.hidden_size, self.ffn_size, self.kv_dim
-        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-                "gate_proj": (h, f), "up_proj": (h, f), "down_proj": (f, h)}
+        return {
+            "q_proj": (h, h),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (h, h),
+            "gate_proj": (h, f),
+            "up_proj": (h, f),
+            "down_proj": (f, h),
+        }
 
     @property
     def params_per_layer(self) -> int:
@@ -137,4 +173,6 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
         if not isinstance(config, dict):
             raise CostModelError(f"model config {str(path)!r} must hold a JSON object")
         return ModelSpec(path.parent.name or str(path), config)
-    raise CostModelError(f"unknown model {name_or_path!r}; choose from {', '.join(MODEL_CONFIGS)} or a config.json path")
+    raise CostModelError(
+        f"unknown model {name_or_path!r}; choose from {', '.join(MODEL_CONFIGS)} or a config.json path"
+    )

@@ -16,12 +16,33 @@ def cmd_demo(args) -> int:
     from lobra.cli import main
 
     out = Path(args.out)
-    profile = Path(__file__).resolve().parents[2] / "costmodel" / "profiles" / "llama2_7b_a100_40gb_layer_time.csv"
+    profile = (
+        Path(__file__).resolve().parents[2] / "costmodel" / "profiles" / "llama2_7b_a100_40gb_layer_time.csv"
+    )
     steps = [
-        ["costmodel", "fit", "--profile", str(profile), "--out", str(out / "fit_a100.json"),
-         "--plot", str(out / "fit_a100.png")],
+        [
+            "costmodel",
+            "fit",
+            "--profile",
+            str(profile),
+            "--out",
+            str(out / "fit_a100.json"),
+            "--plot",
+            str(out / "fit_a100.png"),
+        ],
         ["costmodel", "check", "--profile", str(profile)],
-        ["costmodel", "max-tokens", "--model", "llama2-7b", "--gpu", "a100-40gb", "--tasks", "6", "--max-gpus", "16"],
+        [
+            "costmodel",
+            "max-tokens",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "a100-40gb",
+            "--tasks",
+            "6",
+            "--max-gpus",
+            "16",
+        ],
     ]
     for argv in steps:
         print(f"\n$ lobra {' '.join(argv)}")

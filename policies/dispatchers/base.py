@@ -57,8 +57,13 @@ class Dispatcher:
             table = self._tables[id(cost)] = CostTable(cost)
         return table
 
-    def dispatch(self, items: Sequence[StepItem], plan: DeploymentPlan, cost: CostModel,
-                 overflow: Mapping[str, str] | None = None) -> DispatchPlan:
+    def dispatch(
+        self,
+        items: Sequence[StepItem],
+        plan: DeploymentPlan,
+        cost: CostModel,
+        overflow: Mapping[str, str] | None = None,
+    ) -> DispatchPlan:
         table = self.table(cost)
         replicas = plan.replicas
         limits = [table.max_tokens(c) for c in replicas]
@@ -71,17 +76,19 @@ class Dispatcher:
         kept_lengths = np.array([lengths[i] for i in keep])
         padded = self._pad(kept_lengths, max(limits))
         groups: dict[int, list[int]] = {}
-        for i, s in sorted(zip(keep, padded.tolist(), strict=True), key=lambda p: (-p[1], -lengths[p[0]], p[0])):
+        for i, s in sorted(
+            zip(keep, padded.tolist(), strict=True), key=lambda p: (-p[1], -lengths[p[0]], p[0])
+        ):
             groups.setdefault(int(s), []).append(i)
         counts = {s: len(ids) for s, ids in groups.items()}
         assignment = self.assign(counts, plan, table)
         check_assignment(assignment, counts, replicas, table)
         micro_batches = []
         cursor = dict.fromkeys(groups, 0)
-        for r, config in enumerate(replicas):
+        for r in range(len(replicas)):
             ids, run, pad = [], [], []
             for s, n in sorted(assignment[r].items(), reverse=True):
-                chosen = groups[s][cursor[s]:cursor[s] + n]
+                chosen = groups[s][cursor[s] : cursor[s] + n]
                 cursor[s] += n
                 ids += chosen
                 run += [lengths[i] for i in chosen]
@@ -118,8 +125,10 @@ def resolve_overflow(items: Sequence[StepItem], largest: int, overflow: Mapping[
             elif policy == "drop":
                 dropped.append(i)
             else:
-                raise PolicyError(f"a sequence of task {item.task!r} has {item.length} tokens, more than any replica "
-                                  f"can hold ({largest}); set the task's overflow to truncate or drop")
+                raise PolicyError(
+                    f"a sequence of task {item.task!r} has {item.length} tokens, more than any replica "
+                    f"can hold ({largest}); set the task's overflow to truncate or drop"
+                )
         lengths.append(n)
     return lengths, dropped, truncated
 

@@ -47,11 +47,7 @@ def fill_least_loaded(loads: ReplicaLoads, targets: list[int], s: int, count: in
     finish it earliest."""
     left = count
     while left:
-        def finish(r: int) -> float:
-            chunk = min(left, loads.table.length_cost(loads.replicas[r], s).per_mb)
-            return loads.total_if(r, s, chunk)
-
-        r = min(targets, key=finish)
-        chunk = min(left, loads.table.length_cost(loads.replicas[r], s).per_mb)
-        loads.add(r, s, chunk)
-        left -= chunk
+        chunks = {r: min(left, loads.table.length_cost(loads.replicas[r], s).per_mb) for r in targets}
+        r = min(targets, key=lambda r: loads.total_if(r, s, chunks[r]))
+        loads.add(r, s, chunks[r])
+        left -= chunks[r]

@@ -21,8 +21,16 @@ def test_fit_then_predict_round_trip(tmp_path, capsys):
     rc, out, _ = run(capsys, "costmodel", "fit", "--profile", A100, "--out", str(tmp_path / "fit.json"))
     assert rc == 0 and "mape_pct" in out
     (tmp_path / "rows.csv").write_text("tp,seq_len,mbs\n1,128,1\n8,16384,1\n")
-    rc, out, _ = run(capsys, "costmodel", "predict", "--fit", str(tmp_path / "fit.json"), "--input",
-                     str(tmp_path / "rows.csv"), "--json")
+    rc, out, _ = run(
+        capsys,
+        "costmodel",
+        "predict",
+        "--fit",
+        str(tmp_path / "fit.json"),
+        "--input",
+        str(tmp_path / "rows.csv"),
+        "--json",
+    )
     rows = json.loads(out)
     assert rc == 0 and [r["seq_len"] for r in rows] == [128, 16384]
     assert rows[0]["pred_ms"] == pytest.approx(3.08, rel=0.15)  # measured 3.08 ms
@@ -31,25 +39,71 @@ def test_fit_then_predict_round_trip(tmp_path, capsys):
 
 def test_predict_by_model_and_gpu_uses_shipped_profile_or_analytical(tmp_path, capsys):
     (tmp_path / "rows.csv").write_text("tp,seq_len,mbs\n2,1024,2\n")
-    _, out, _ = run(capsys, "costmodel", "predict", "--model", "llama2-7b", "--gpu", "a100-40gb",
-                    "--input", str(tmp_path / "rows.csv"), "--json")
-    _, out_h100, _ = run(capsys, "costmodel", "predict", "--model", "llama2-7b", "--gpu", "h100-80gb",
-                         "--input", str(tmp_path / "rows.csv"), "--json")
+    _, out, _ = run(
+        capsys,
+        "costmodel",
+        "predict",
+        "--model",
+        "llama2-7b",
+        "--gpu",
+        "a100-40gb",
+        "--input",
+        str(tmp_path / "rows.csv"),
+        "--json",
+    )
+    _, out_h100, _ = run(
+        capsys,
+        "costmodel",
+        "predict",
+        "--model",
+        "llama2-7b",
+        "--gpu",
+        "h100-80gb",
+        "--input",
+        str(tmp_path / "rows.csv"),
+        "--json",
+    )
     a100, h100 = json.loads(out)[0]["pred_ms"], json.loads(out_h100)[0]["pred_ms"]
     assert a100 == pytest.approx(9.53, rel=0.1)  # the profile row tp=2, 1024, mbs 2 measured 9.53 ms
     assert 0 < h100 < a100
 
 
 def test_max_tokens_json(capsys):
-    rc, out, _ = run(capsys, "costmodel", "max-tokens", "--model", "llama2-7b", "--gpu", "a100-40gb", "--tasks",
-                     "6", "--json")
+    rc, out, _ = run(
+        capsys,
+        "costmodel",
+        "max-tokens",
+        "--model",
+        "llama2-7b",
+        "--gpu",
+        "a100-40gb",
+        "--tasks",
+        "6",
+        "--json",
+    )
     table = {(r["tp"], r["pp"]): r["max_tokens"] for r in json.loads(out)}
     assert rc == 0 and table[(1, 1)] == 2048 and table[(8, 1)] == 16384 and table[(2, 8)] == 8192
 
 
 def test_replica_time_table(capsys):
-    rc, out, _ = run(capsys, "costmodel", "replica-time", "--model", "llama2-7b", "--gpu", "a100-40gb", "--plan",
-                     "<1,1>x2 <2,2>x1", "--seq-len", "1024", "--mbs", "2", "--micro-batches", "3", "--json")
+    rc, out, _ = run(
+        capsys,
+        "costmodel",
+        "replica-time",
+        "--model",
+        "llama2-7b",
+        "--gpu",
+        "a100-40gb",
+        "--plan",
+        "<1,1>x2 <2,2>x1",
+        "--seq-len",
+        "1024",
+        "--mbs",
+        "2",
+        "--micro-batches",
+        "3",
+        "--json",
+    )
     rows = json.loads(out)
     assert rc == 0 and [r["config"] for r in rows] == ["<1,1>", "<2,2>"]
     assert rows[1]["pp_bubble_s"] > 0 and rows[0]["pp_bubble_s"] == 0
@@ -68,25 +122,69 @@ def _bad_csv(tmp_path, name, body):
     return str(path)
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["costmodel", "fit", "--profile", "{missing_cols}", "--out", "{out}"], "lacks column(s) mbs"),
-    (["costmodel", "fit", "--profile", "{negative}", "--out", "{out}"], "values must be positive"),
-    (["costmodel", "fit", "--profile", "{zero}", "--out", "{out}"], "values must be positive"),
-    (["costmodel", "fit", "--profile", "/no/such.csv", "--out", "{out}"], "does not exist"),
-    (["costmodel", "max-tokens", "--model", "gpt-9", "--gpu", "a100-40gb"], "unknown model 'gpt-9'"),
-    (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "v100"], "unknown GPU 'v100'"),
-    (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "cpu", "--tasks", "0"], "num_tasks"),
-    (["costmodel", "predict", "--model", "llama2-7b", "--gpu", "a100-40gb", "--input", "{tp3}"],
-     "tp=3 does not divide"),
-    (["costmodel", "replica-time", "--model", "llama2-7b", "--gpu", "a100-40gb", "--plan", "<1,1>x2 <2,",
-      "--seq-len", "128"], "cannot parse plan"),
-    (["costmodel", "replica-time", "--model", "llama2-7b", "--gpu", "a100-40gb", "--plan", "<3,1>x1",
-      "--seq-len", "128"], "tp=3 does not divide"),
-    (["costmodel", "replica-time", "--model", "llama2-7b", "--gpu", "a100-40gb", "--plan", "<1,1>x1",
-      "--seq-len", "8192"], "does not fit <1,1>"),
-    (["costmodel", "max-tokens", "--model", "tiny"], "the following arguments are required: --gpu"),
-    (["costmodel", "fit", "--profile", "x.csv", "--out", "y.json", "--bogus"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["costmodel", "fit", "--profile", "{missing_cols}", "--out", "{out}"], "lacks column(s) mbs"),
+        (["costmodel", "fit", "--profile", "{negative}", "--out", "{out}"], "values must be positive"),
+        (["costmodel", "fit", "--profile", "{zero}", "--out", "{out}"], "values must be positive"),
+        (["costmodel", "fit", "--profile", "/no/such.csv", "--out", "{out}"], "does not exist"),
+        (["costmodel", "max-tokens", "--model", "gpt-9", "--gpu", "a100-40gb"], "unknown model 'gpt-9'"),
+        (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "v100"], "unknown GPU 'v100'"),
+        (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "cpu", "--tasks", "0"], "num_tasks"),
+        (
+            ["costmodel", "predict", "--model", "llama2-7b", "--gpu", "a100-40gb", "--input", "{tp3}"],
+            "tp=3 does not divide",
+        ),
+        (
+            [
+                "costmodel",
+                "replica-time",
+                "--model",
+                "llama2-7b",
+                "--gpu",
+                "a100-40gb",
+                "--plan",
+                "<1,1>x2 <2,",
+                "--seq-len",
+                "128",
+            ],
+            "cannot parse plan",
+        ),
+        (
+            [
+                "costmodel",
+                "replica-time",
+                "--model",
+                "llama2-7b",
+                "--gpu",
+                "a100-40gb",
+                "--plan",
+                "<3,1>x1",
+                "--seq-len",
+                "128",
+            ],
+            "tp=3 does not divide",
+        ),
+        (
+            [
+                "costmodel",
+                "replica-time",
+                "--model",
+                "llama2-7b",
+                "--gpu",
+                "a100-40gb",
+                "--plan",
+                "<1,1>x1",
+                "--seq-len",
+                "8192",
+            ],
+            "does not fit <1,1>",
+        ),
+        (["costmodel", "max-tokens", "--model", "tiny"], "the following arguments are required: --gpu"),
+        (["costmodel", "fit", "--profile", "x.csv", "--out", "y.json", "--bogus"], "unrecognized arguments"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
     files = {
         "missing_cols": _bad_csv(tmp_path, "cols", "tp,seq_len,time\n1,128,3\n"),
@@ -107,9 +205,14 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
 
 def test_console_script_exit_status():
     """The installed entry point itself: a bad model is exit 2 with one line on stderr."""
-    proc = subprocess.run([sys.executable, "-m", "lobra.cli", "costmodel", "max-tokens", "--model", "nope", "--gpu",
-                           "cpu"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lobra.cli", "costmodel", "max-tokens", "--model", "nope", "--gpu", "cpu"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["lobra: error: unknown model 'nope'; choose from llama2-7b, "
-                                                "llama2-13b, llama2-70b, llama3-8b, llama3-70b, qwen2.5-7b, "
-                                                "qwen2.5-32b, qwen2.5-72b, paper-32b, tiny or a config.json path"]
+    assert proc.stderr.strip().splitlines() == [
+        "lobra: error: unknown model 'nope'; choose from llama2-7b, "
+        "llama2-13b, llama2-70b, llama3-8b, llama3-70b, qwen2.5-7b, "
+        "qwen2.5-32b, qwen2.5-72b, paper-32b, tiny or a config.json path"
+    ]

@@ -32,8 +32,11 @@ def test_packed_equal_lengths_reduce_to_padded_and_shorter_is_cheaper():
 def test_fit_recovers_known_coefficients():
     grid = [(s, b) for s in (128, 256, 512, 1024, 2048, 4096) for b in (1, 2, 4, 8)]
     truth = {1: COEFFS, 2: tuple(c / 2 for c in COEFFS)}
-    rows = [{"tp": tp, "seq_len": s, "mbs": b, "time": LayerTimeFit(truth).predict_ms(tp, b, s)}
-            for tp in truth for s, b in grid]
+    rows = [
+        {"tp": tp, "seq_len": s, "mbs": b, "time": LayerTimeFit(truth).predict_ms(tp, b, s)}
+        for tp in truth
+        for s, b in grid
+    ]
     fit = fit_profile(pd.DataFrame(rows))
     for tp in truth:
         assert np.allclose(fit.coeffs[tp], truth[tp], rtol=1e-4, atol=1e-12)
@@ -50,11 +53,18 @@ def test_heldout_error_on_the_a100_profile(a100_profile):
     """Every third distinct seq_len per tp held out: the issue's bar is 4% MAPE."""
     train, test = holdout_split(a100_profile)
     assert len(train) + len(test) == len(a100_profile)
-    assert set(train["seq_len"].unique()) & set(test[test["tp"] == 1]["seq_len"].unique()) - set(
-        train[train["tp"] == 1]["seq_len"]) == set()
+    assert (
+        set(train["seq_len"].unique())
+        & set(test[test["tp"] == 1]["seq_len"].unique()) - set(train[train["tp"] == 1]["seq_len"])
+        == set()
+    )
     fit = fit_profile(train)
-    errors = np.concatenate([np.abs(fit.predict_ms(tp, r["mbs"], r["seq_len"]) - r["time"]) / r["time"]
-                             for tp, r in test.groupby("tp")])
+    errors = np.concatenate(
+        [
+            np.abs(fit.predict_ms(tp, r["mbs"], r["seq_len"]) - r["time"]) / r["time"]
+            for tp, r in test.groupby("tp")
+        ]
+    )
     assert errors.mean() <= 0.04
 
 
@@ -77,15 +87,18 @@ def test_fit_json_round_trip(tmp_path, a100_profile):
         LayerTimeFit.from_json(tmp_path / "bad2.json")
 
 
-@pytest.mark.parametrize("body,match", [
-    ("tp,seq_len,time\n1,128,3.0\n", "lacks column"),
-    ("tp,seq_len,mbs,time\n", "no rows"),
-    ("tp,seq_len,mbs,time\n1,-128,1,3.0\n", "'seq_len' row 2"),
-    ("tp,seq_len,mbs,time\n1,128,1,0\n", "'time' row 2"),
-    ("tp,seq_len,mbs,time\n1,128,1,3.0\n1,abc,1,3.0\n", "'seq_len' row 3"),
-    ("tp,seq_len,mbs,time\n1,128.5,1,3.0\n", "integers"),
-    ("", "not a readable CSV"),
-])
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ("tp,seq_len,time\n1,128,3.0\n", "lacks column"),
+        ("tp,seq_len,mbs,time\n", "no rows"),
+        ("tp,seq_len,mbs,time\n1,-128,1,3.0\n", "'seq_len' row 2"),
+        ("tp,seq_len,mbs,time\n1,128,1,0\n", "'time' row 2"),
+        ("tp,seq_len,mbs,time\n1,128,1,3.0\n1,abc,1,3.0\n", "'seq_len' row 3"),
+        ("tp,seq_len,mbs,time\n1,128.5,1,3.0\n", "integers"),
+        ("", "not a readable CSV"),
+    ],
+)
 def test_malformed_profiles(tmp_path, body, match):
     path = tmp_path / "p.csv"
     path.write_text(body)

@@ -12,7 +12,9 @@ def test_reproduces_every_row_of_the_real_max_tokens_table():
     table = pd.read_csv(shipped_path("llama2_7b_a100_40gb_max_tokens.csv"))
     assert len(table) == 14
     opts = MemoryOptions(num_tasks=6)
-    predicted = [max_tokens(LLAMA7B, A100, ParallelConfig(int(r.tp), int(r.pp)), opts) for r in table.itertuples()]
+    predicted = [
+        max_tokens(LLAMA7B, A100, ParallelConfig(int(r.tp), int(r.pp)), opts) for r in table.itertuples()
+    ]
     assert predicted == table["max_tokens"].tolist()
 
 
@@ -43,7 +45,8 @@ def test_more_memory_or_fewer_tasks_never_hold_fewer_tokens():
     cfg = ParallelConfig(2, 1)
     assert max_tokens(LLAMA7B, load_gpu_spec("a100-80gb"), cfg) >= max_tokens(LLAMA7B, A100, cfg)
     assert max_tokens(LLAMA7B, A100, cfg, MemoryOptions(num_tasks=1)) >= max_tokens(
-        LLAMA7B, A100, cfg, MemoryOptions(num_tasks=64))
+        LLAMA7B, A100, cfg, MemoryOptions(num_tasks=64)
+    )
 
 
 def test_checkpointing_and_sequence_parallel_change_activations_as_expected():
@@ -53,8 +56,9 @@ def test_checkpointing_and_sequence_parallel_change_activations_as_expected():
     no_sp = activation_bytes_per_token_layer(LLAMA7B, 4, MemoryOptions(sequence_parallel=False))
     assert no_sp > activation_bytes_per_token_layer(LLAMA7B, 4, MemoryOptions())
     # without TP, sequence parallelism changes nothing
-    assert activation_bytes_per_token_layer(LLAMA7B, 1, MemoryOptions(sequence_parallel=False)) == pytest.approx(
-        activation_bytes_per_token_layer(LLAMA7B, 1, MemoryOptions()))
+    assert activation_bytes_per_token_layer(
+        LLAMA7B, 1, MemoryOptions(sequence_parallel=False)
+    ) == pytest.approx(activation_bytes_per_token_layer(LLAMA7B, 1, MemoryOptions()))
 
 
 def test_cap_and_impossible_configs():
@@ -62,8 +66,10 @@ def test_cap_and_impossible_configs():
     assert max_tokens(load_model_spec("llama2-70b"), A100, ParallelConfig(1, 1)) == 0  # 140 GB of weights
     peak = peak_memory(LLAMA7B, A100, ParallelConfig(1, 1), 2048, MemoryOptions(num_tasks=6))
     assert peak.total_bytes <= A100.memory_bytes
-    assert peak_memory(LLAMA7B, A100, ParallelConfig(1, 1), 4096, MemoryOptions(num_tasks=6)).total_bytes > \
-        A100.memory_bytes
+    assert (
+        peak_memory(LLAMA7B, A100, ParallelConfig(1, 1), 4096, MemoryOptions(num_tasks=6)).total_bytes
+        > A100.memory_bytes
+    )
 
 
 def test_feasible_configs_respect_node_and_gpu_budget():

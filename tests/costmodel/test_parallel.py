@@ -46,8 +46,9 @@ def test_parse_plan_merges_repeats_and_accepts_loose_spacing():
     assert plan == DeploymentPlan.of([ParallelConfig(2, 4)] * 3 + [ParallelConfig(1, 1)])
 
 
-@pytest.mark.parametrize("text", ["", "   ", "<1,1>x", "<1,1>x0", "<1;1>x2", "1,1x2", "<1,1>x2 junk", "<0,1>x1",
-                                  "<a,1>x1"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "<1,1>x", "<1,1>x0", "<1;1>x2", "1,1x2", "<1,1>x2 junk", "<0,1>x1", "<a,1>x1"]
+)
 def test_parse_plan_rejects_malformed(text):
     with pytest.raises(CostModelError):
         parse_plan(text)

@@ -5,8 +5,18 @@ import pytest
 from costmodel import CostModelError, load_gpu_spec, load_model_spec
 from costmodel.specs import GPUS, MODEL_CONFIGS
 
-REQUIRED_MODELS = ["llama2-7b", "llama2-13b", "llama2-70b", "llama3-8b", "llama3-70b", "qwen2.5-7b", "qwen2.5-32b",
-                   "qwen2.5-72b", "paper-32b", "tiny"]
+REQUIRED_MODELS = [
+    "llama2-7b",
+    "llama2-13b",
+    "llama2-70b",
+    "llama3-8b",
+    "llama3-70b",
+    "qwen2.5-7b",
+    "qwen2.5-32b",
+    "qwen2.5-72b",
+    "paper-32b",
+    "tiny",
+]
 
 
 @pytest.mark.parametrize("name", REQUIRED_MODELS)
@@ -19,8 +29,17 @@ def test_every_required_model_builds_its_transformers_config(name):
     assert type(hf).__name__ == {"llama": "LlamaConfig", "qwen2": "Qwen2Config"}[spec.arch]
 
 
-@pytest.mark.parametrize("name,billions", [("llama2-7b", 6.74), ("llama2-13b", 13.0), ("llama2-70b", 69.0),
-                                           ("llama3-8b", 8.03), ("qwen2.5-72b", 72.7), ("paper-32b", 32.5)])
+@pytest.mark.parametrize(
+    "name,billions",
+    [
+        ("llama2-7b", 6.74),
+        ("llama2-13b", 13.0),
+        ("llama2-70b", 69.0),
+        ("llama3-8b", 8.03),
+        ("qwen2.5-72b", 72.7),
+        ("paper-32b", 32.5),
+    ],
+)
 def test_parameter_counts_match_published_sizes(name, billions):
     assert load_model_spec(name).num_params / 1e9 == pytest.approx(billions, rel=0.02)
 
@@ -49,12 +68,15 @@ def test_model_from_local_config_json(tmp_path):
     assert load_model_spec(str(tmp_path / "config.json")).hidden_size == 4096
 
 
-@pytest.mark.parametrize("config,match", [
-    ({"hidden_size": 64}, "lacks"),
-    ({**MODEL_CONFIGS["tiny"], "hidden_size": -1}, "positive integer"),
-    ({**MODEL_CONFIGS["tiny"], "model_type": "gpt2"}, "not supported"),
-    ({**MODEL_CONFIGS["tiny"], "num_attention_heads": 3}, "not divisible"),
-])
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"hidden_size": 64}, "lacks"),
+        ({**MODEL_CONFIGS["tiny"], "hidden_size": -1}, "positive integer"),
+        ({**MODEL_CONFIGS["tiny"], "model_type": "gpt2"}, "not supported"),
+        ({**MODEL_CONFIGS["tiny"], "num_attention_heads": 3}, "not divisible"),
+    ],
+)
 def test_bad_model_configs(tmp_path, config, match):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -82,8 +104,20 @@ def test_gpu_specs_from_datasheets():
 
 def test_gpu_spec_json_ignores_extra_records(tmp_path):
     path = tmp_path / "cpu_spec.json"
-    path.write_text(json.dumps({"name": "cpu", "peak_tflops": 0.2, "memory_gib": 24, "hbm_gbps": 12.0,
-                                "nvlink_gbps": 2.0, "network_gbps": 2.0, "gpus_per_node": 2, "measured": {}}))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "cpu",
+                "peak_tflops": 0.2,
+                "memory_gib": 24,
+                "hbm_gbps": 12.0,
+                "nvlink_gbps": 2.0,
+                "network_gbps": 2.0,
+                "gpus_per_node": 2,
+                "measured": {},
+            }
+        )
+    )
     assert load_gpu_spec(str(path)).peak_tflops == 0.2
     path.write_text(json.dumps({"name": "cpu"}))
     with pytest.raises(CostModelError, match="malformed"):
