@@ -72,6 +72,10 @@ class CostModel:
         analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
         return cls(model, gpu, fit, analytical, memory, cap, source)
 
+    def with_memory(self, memory: MemoryOptions) -> CostModel:
+        """The same time model with other memory options (e.g. fewer tasks): no refit."""
+        return CostModel(self.model, self.gpu, self.fit, self.analytical, memory, self.cap, self.source)
+
     # -- time ---------------------------------------------------------------------------------------------------
     def layer_model(self, tp: int) -> LayerTimeFit | AnalyticalLayerTime:
         """The fit where it covers tp, else the analytical model."""

@@ -5,6 +5,9 @@ replica's critical path (one stage's compute plus the stage-boundary transfer) i
 f(n) ~ beta + alpha n. alpha and beta come from the cost model itself (the secant between n = 1 and n = m; exact for
 the fitted profile form, which is linear in b). The time of c sequences of length s on one replica is then
 c alpha + ceil(c / m) beta: exact for the padded micro-batch builder, which fills micro-batches by length.
+
+With packing, micro-batches mix lengths up to max_tokens tokens, so a sequence of length s pays its own marginal
+time plus an s / max_tokens share of a micro-batch's fixed cost: linear, m = 1 and beta folded into alpha.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class LengthCost:
 class CostTable:
     """Cached LengthCost per (config, padded length) for one cost model."""
 
-    def __init__(self, cost: CostModel) -> None:
+    def __init__(self, cost: CostModel, packing: bool = False) -> None:
         self.cost = cost
+        self.packing = packing
         self._cache: dict[tuple[ParallelConfig, int], LengthCost | None] = {}
 
     def max_tokens(self, config: ParallelConfig) -> int:
@@ -44,6 +48,12 @@ class CostTable:
             limit = self.cost.max_tokens(config)
             if seq_len > limit:
                 self._cache[key] = None
+            elif self.packing:
+                one = self._mb_s(config, 1, seq_len, packed=True)
+                marginal = self._mb_s(config, 2, seq_len, packed=True) - one
+                fixed_share = (one - marginal) * seq_len / limit
+                full = self._mb_s(config, limit // seq_len, seq_len, packed=True)
+                self._cache[key] = LengthCost(1, marginal + fixed_share, 0.0, full)
             else:
                 m = limit // seq_len
                 one = self._mb_s(config, 1, seq_len)
@@ -52,8 +62,8 @@ class CostTable:
                 self._cache[key] = LengthCost(m, alpha, one - alpha if m > 1 else 0.0, full)
         return self._cache[key]
 
-    def _mb_s(self, config: ParallelConfig, n: int, s: int) -> float:
-        mb = MicroBatch.padded(n, s)
+    def _mb_s(self, config: ParallelConfig, n: int, s: int, packed: bool = False) -> float:
+        mb = MicroBatch((s,) * n, s, packed)
         return self.cost.stage_s(config, mb) + self.cost.p2p_s(config, mb)
 
     def gpu_seconds_per_seq(self, config: ParallelConfig, seq_len: int) -> float:

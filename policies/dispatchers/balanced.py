@@ -10,13 +10,14 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from costmodel import DeploymentPlan
 from policies.costs import CostTable
 from policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
 from policies.dispatchers.loads import ReplicaLoads
+from policies.lp import split_lp
 
 MAX_MOVES = 2000
 # Stop once the incumbent is proven within 0.1% of the optimum: finer gaps cost seconds, not step time.
@@ -55,55 +56,17 @@ class BalancedDispatcher(Dispatcher):
 
 
 def split_across_configs(counts: dict[int, int], plan: DeploymentPlan, table: CostTable):
-    """{config: {length: sequences}} from the LP relaxation, rounded by largest remainder."""
-    configs = [c for c, _ in plan.entries]
-    num = dict(plan.entries)
-    lengths = sorted(counts)
-    pairs = [
-        (g, j)
-        for g, s in enumerate(lengths)
-        for j, c in enumerate(configs)
-        if table.length_cost(c, s) is not None
-    ]
-    for g, s in enumerate(lengths):
-        if not any(gg == g for gg, _ in pairs):
-            holders(s, plan.replicas, table)  # raises, naming the length
-    n_var = len(pairs) + 1
-    objective = np.zeros(n_var)
-    objective[-1] = 1.0
-    a_ub = np.zeros((len(configs), n_var))
-    a_eq = np.zeros((len(lengths), n_var))
-    for p, (g, j) in enumerate(pairs):
-        lc = table.length_cost(configs[j], lengths[g])
-        a_ub[j, p] = (lc.alpha_s + lc.beta_s / lc.per_mb) / num[
-            configs[j]
-        ]  # amortised, per replica of the config
-        a_eq[g, p] = 1.0
-    a_ub[:, -1] = -1.0
-    result = linprog(
-        objective,
-        A_ub=a_ub,
-        b_ub=np.zeros(len(configs)),
-        A_eq=a_eq,
-        b_eq=[counts[s] for s in lengths],
-        bounds=(0, None),
-        method="highs",
-    )
-    x = result.x if result.status == 0 else None
-    split: dict = {c: {} for c in configs}
-    for g, s in enumerate(lengths):
-        ps = [p for p, (gg, _) in enumerate(pairs) if gg == g]
-        if x is None:  # cannot happen for a feasible step; fall back to the cheapest holder
-            shares = {pairs[ps[0]][1]: float(counts[s])}
-        else:
-            shares = {pairs[p][1]: x[p] for p in ps}
-        base = {j: int(np.floor(v + 1e-9)) for j, v in shares.items()}
-        left = counts[s] - sum(base.values())
-        for j in sorted(shares, key=lambda j: base[j] - shares[j])[:left]:
-            base[j] += 1
-        for j, n in base.items():
+    """{config: {length: sequences}}: the relaxation's split, rounded by largest remainder."""
+    _, relaxed = split_lp(counts, dict(plan.entries), table)
+    split: dict = {c: {} for c, _ in plan.entries}
+    for s, total in counts.items():
+        shares = {c: relaxed[c].get(s, 0.0) for c in relaxed if s in relaxed[c]}
+        base = {c: int(np.floor(v + 1e-9)) for c, v in shares.items()}
+        for c in sorted(shares, key=lambda c: base[c] - shares[c])[: max(0, total - sum(base.values()))]:
+            base[c] += 1
+        for c, n in base.items():
             if n:
-                split[configs[j]][s] = n
+                split[c][s] = n
     return split
 
 

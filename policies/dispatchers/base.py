@@ -54,7 +54,7 @@ class Dispatcher:
         # One table per cost model, kept across steps: dispatch is on the hot path of the simulator.
         table = self._tables.get(id(cost))
         if table is None or table.cost is not cost:
-            table = self._tables[id(cost)] = CostTable(cost)
+            table = self._tables[id(cost)] = CostTable(cost, packing=self.config.packing)
         return table
 
     def dispatch(

@@ -1,0 +1,61 @@
+"""The linear relaxation shared by dispatch and planning: split each length's sequences across configs so that all
+configs finish together, with amortised per-sequence costs (a full micro-batch's time / its size).
+
+Its makespan is a lower bound on what integer dispatch can reach on the same plan (ceil(n / m) >= n / m), and its
+split is the starting point of the `balanced` dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.optimize import linprog
+
+from costmodel import ParallelConfig
+from policies.costs import CostTable
+from policies.registry import PolicyError
+
+
+def split_lp(
+    counts: Mapping[int, float], replicas: Mapping[ParallelConfig, int], table: CostTable
+) -> tuple[float, dict[ParallelConfig, dict[int, float]]]:
+    """(makespan, {config: {length: sequences}}) of the relaxation; sequences may be fractional."""
+    configs = sorted(replicas)
+    lengths = sorted(counts)
+    pairs = [
+        (g, j)
+        for g, s in enumerate(lengths)
+        for j, c in enumerate(configs)
+        if table.length_cost(c, s) is not None
+    ]
+    held = {g for g, _ in pairs}
+    for g, s in enumerate(lengths):
+        if g not in held:
+            raise PolicyError(f"no replica of the plan can hold a sequence padded to {s} tokens")
+    n_var = len(pairs) + 1
+    objective = np.zeros(n_var)
+    objective[-1] = 1.0
+    a_ub = np.zeros((len(configs), n_var))
+    a_eq = np.zeros((len(lengths), n_var))
+    for p, (g, j) in enumerate(pairs):
+        lc = table.length_cost(configs[j], lengths[g])
+        a_ub[j, p] = (lc.alpha_s + lc.beta_s / lc.per_mb) / replicas[configs[j]]
+        a_eq[g, p] = 1.0
+    a_ub[:, -1] = -1.0
+    result = linprog(
+        objective,
+        A_ub=a_ub,
+        b_ub=np.zeros(len(configs)),
+        A_eq=a_eq,
+        b_eq=[counts[s] for s in lengths],
+        bounds=(0, None),
+        method="highs",
+    )
+    if result.status != 0:  # pragma: no cover - the relaxation is always feasible once every length is held
+        raise PolicyError(f"the dispatch relaxation failed: {result.message}")
+    split: dict[ParallelConfig, dict[int, float]] = {c: {} for c in configs}
+    for p, (g, j) in enumerate(pairs):
+        if result.x[p] > 1e-9:
+            split[configs[j]][lengths[g]] = float(result.x[p])
+    return float(result.x[-1]), split

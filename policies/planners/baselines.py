@@ -1,0 +1,74 @@
+"""The paper's baselines: Task-Fused and Task-Sequential (DESIGN.md, Planning)."""
+
+from __future__ import annotations
+
+from costmodel import CostModel, DeploymentPlan, MemoryOptions
+from policies.dispatchers import DispatcherConfig
+from policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from policies.registry import PolicyError
+from traces import Workload
+
+POW2_UNIFORM = DispatcherConfig(bucketing="pow2")
+
+
+def best_homogeneous(
+    sample: WorkloadSample, cost: CostModel, num_gpus: int
+) -> tuple[DeploymentPlan, float, int]:
+    """The homogeneous plan (copies of one config filling the cluster) with the shortest mean step, among configs
+    sized for the longest sequence (or the largest that fits, when none holds it)."""
+    feasible = {c: n for c, n in cost.feasible_configs(num_gpus).items() if n}
+    if not feasible:
+        raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
+    need = min(int(sample.lengths().max()), max(feasible.values()))
+    sized = [c for c, n in feasible.items() if n >= need]
+    plans = [DeploymentPlan.of({c: num_gpus // c.num_gpus}) for c in sized]
+    times = {p: evaluate_plan(p, sample, cost, "uniform", POW2_UNIFORM) for p in plans}
+    best = min(plans, key=lambda p: (times[p], str(p)))
+    return best, times[best], len(plans)
+
+
+@PLANNERS.register("task-fused")
+class TaskFusedPlanner(Planner):
+    """All tasks jointly on identical replicas sized for the longest sequence; fixed power-of-two buckets, uniform
+    dispatch."""
+
+    dispatcher = "uniform"
+    dispatcher_config = POW2_UNIFORM
+
+    def search(
+        self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
+    ) -> SearchResult:
+        plan, step_s, considered = best_homogeneous(sample, cost, num_gpus)
+        return SearchResult(plan, step_s, considered)
+
+
+@PLANNERS.register("task-sequential")
+class TaskSequentialPlanner(Planner):
+    """Each task alone on the whole cluster with its own best homogeneous plan, the tasks one after another: one
+    'step' is one step of every task, so its time is the sum of the tasks' step times."""
+
+    dispatcher = "uniform"
+    dispatcher_config = POW2_UNIFORM
+
+    def search(
+        self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
+    ) -> SearchResult:
+        task_plans, total, considered = {}, 0.0, 0
+        for task in workload:
+            alone = WorkloadSample(
+                tuple(tuple(it for it in step if it.task == task.name) for step in sample.steps),
+                {task.name: task.spec.overflow},
+            )
+            memory = MemoryOptions(
+                **{
+                    **cost.memory.__dict__,
+                    "num_tasks": 1,
+                    "lora_rank": task.spec.rank,
+                    "lora_targets": task.spec.targets,
+                }
+            )
+            plan, step_s, n = best_homogeneous(alone, cost.with_memory(memory), num_gpus)
+            task_plans[task.name] = plan
+            total += step_s
+            considered += n
+        return SearchResult(None, total, considered, task_plans)

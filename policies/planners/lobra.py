@@ -1,0 +1,129 @@
+"""The LobRA planner (`lobra`), ours (`lobra-plus`) and `exhaustive` (small clusters, to test optimality).
+
+lobra: proposal -> enumeration -> lower-bound filter -> one integer programme per surviving plan (in parallel) ->
+the plan with the smallest makespan. Our filter bound is the plan's linear relaxation (policies/lp.py), which is a
+true lower bound of its programme; the paper's length-based bound ignores replica counts.
+lobra-plus: the same search, but every surviving plan is scored by dispatching the sampled steps with the dispatch
+that will really run (the fast `balanced` heuristic, with packing), so the plan is chosen for that dispatch.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+
+from costmodel import CostModel, DeploymentPlan
+from policies.costs import CostTable
+from policies.dispatchers import DispatcherConfig
+from policies.lp import split_lp
+from policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from policies.planners.ilp import plan_makespan_ilp
+from policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
+from policies.registry import PolicyError
+from traces import Workload
+
+EXHAUSTIVE_MAX_GPUS = 16
+
+
+def step_overhead_s(plan: DeploymentPlan, cost: CostModel) -> float:
+    """LoRA-gradient sync and optimizer: the part of a step that follows the micro-batches."""
+    spans = plan.num_gpus > cost.gpu.gpus_per_node
+    return max(cost.dp_sync_s(c, plan.num_replicas, spans) + cost.optimizer_s(c) for c, _ in plan.entries)
+
+
+def _ilp_step_time(args) -> float:
+    plan, counts, table, time_limit_s = args
+    return plan_makespan_ilp(plan, counts, table, time_limit_s) + step_overhead_s(plan, table.cost)
+
+
+def _dispatch_step_time(args) -> float:
+    plan, sample, cost, dispatcher, config = args
+    return evaluate_plan(plan, sample, cost, dispatcher, config)
+
+
+@PLANNERS.register("lobra")
+class LobraPlanner(Planner):
+    dispatcher = "balanced-ilp"
+    enumerate_all = False
+    use_filter = True
+
+    def search(
+        self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
+    ) -> SearchResult:
+        cfg = self.config
+        table = CostTable(cost)
+        feasible = [c for c, n in cost.feasible_configs(num_gpus).items() if n]
+        if not feasible:
+            raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
+        largest = max(table.max_tokens(c) for c in feasible)
+        counts = sample.expected_counts(largest, cfg.num_buckets)
+        lengths = sorted(counts)
+        candidates = feasible if self.enumerate_all else propose_configs(feasible, lengths, table)
+        must_hold = [c for c in candidates if table.max_tokens(c) >= lengths[-1]]
+        if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
+            plans = list(enumerate_plans(candidates, num_gpus, None, must_hold))
+        else:
+            plans = self.windowed_plans(counts, candidates, must_hold, table, num_gpus)
+        if not plans:
+            raise PolicyError(f"no deployment plan of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
+        if self.use_filter:
+            bound = {p: split_lp(counts, dict(p.entries), table)[0] for p in plans}
+            ranked = sorted(plans, key=lambda p: (bound[p], str(p)))
+            best = bound[ranked[0]]
+            survivors = [p for p in ranked if bound[p] <= cfg.filter_ratio * best]
+            survivors = ranked[: max(len(survivors), cfg.keep_at_least)]
+        else:
+            survivors = plans
+        times = self.score(survivors, counts, sample, table)
+        best_plan = min(survivors, key=lambda p: (times[p], str(p)))
+        return SearchResult(best_plan, times[best_plan], plans_considered=len(plans))
+
+    def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int):
+        """Plans of the fluid optimum's configs (plus the cheapest holder of the longest length), replica counts
+        within a window around the fluid counts; the window doubles until some plan fills the cluster."""
+        fluid = fluid_counts(counts, candidates, table, num_gpus)
+        support = [c for c in candidates if fluid[c] > 0]
+        if not any(c in must_hold for c in support):
+            longest = max(counts)
+            support.append(min(must_hold, key=lambda c: (table.gpu_seconds_per_seq(c, longest), c)))
+        window = self.config.window
+        while True:
+            bounds = window_bounds({c: fluid[c] for c in support}, window)
+            plans = list(enumerate_plans(support, num_gpus, bounds, must_hold))
+            if plans or window > num_gpus:
+                return plans
+            window *= 2
+
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, float]:
+        jobs = [(p, counts, table, self.config.time_limit_s) for p in plans]
+        return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
+
+    def _map(self, fn, jobs) -> list[float]:
+        if self.config.workers == 1 or len(jobs) == 1:
+            return [fn(job) for job in jobs]
+        with ProcessPoolExecutor(self.config.workers) as pool:
+            return list(pool.map(fn, jobs))
+
+
+@PLANNERS.register("lobra-plus")
+class LobraPlusPlanner(LobraPlanner):
+    dispatcher = "balanced"
+    dispatcher_config = DispatcherConfig(packing=True)
+
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, float]:
+        jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
+        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True))
+
+
+@PLANNERS.register("exhaustive")
+class ExhaustivePlanner(LobraPlanner):
+    """Every plan of every feasible config, no proposal, no filter: the reference for small clusters."""
+
+    enumerate_all = True
+    use_filter = False
+
+    def search(
+        self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
+    ) -> SearchResult:
+        if num_gpus > EXHAUSTIVE_MAX_GPUS:
+            raise PolicyError(f"the exhaustive planner is for clusters of at most {EXHAUSTIVE_MAX_GPUS} GPUs")
+        return super().search(workload, sample, cost, num_gpus)

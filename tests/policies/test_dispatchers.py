@@ -1,0 +1,138 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from costmodel import ParallelConfig, parse_plan
+from policies.dispatchers import get_dispatcher
+from policies.evaluate import estimate_step
+from policies.registry import PolicyError
+from policies.types import StepItem
+
+NAMES = ["uniform", "length", "balanced", "balanced-ilp"]
+PAPER_PLAN = parse_plan("<1,1>x6 <2,1>x1 <8,1>x1")
+
+
+def step(seed: int, n: int = 300, long: tuple[int, ...] = (15000, 9000, 5000)) -> list[StepItem]:
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.lognormal(5.8, 1.0, n).astype(int) + 16, 16384)
+    lengths[: len(long)] = long
+    return [StepItem(f"t{i % 3}", int(x)) for i, x in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("packing", [False, True])
+def test_every_dispatcher_keeps_the_invariants(cost7b, name, packing):
+    items = step(0)
+    plan = get_dispatcher(name, packing=packing, time_limit_s=2).dispatch(items, PAPER_PLAN, cost7b)
+    plan.check(items, cost7b)  # every item exactly once, no micro-batch over max_tokens
+    assert not plan.dropped and not plan.truncated
+    for config, mbs in zip(plan.plan.replicas, plan.micro_batches, strict=True):
+        assert all(mb.packed == packing for mb in mbs)
+        # longest micro-batches first
+        assert [mb.seq_len for mb in mbs] == sorted((mb.seq_len for mb in mbs), reverse=True) or packing
+
+
+def test_uniform_gives_identical_replicas_equal_shares(cost7b):
+    items = step(1, n=203, long=())
+    plan = get_dispatcher("uniform", bucketing="pow2").dispatch(items, parse_plan("<8,1>x2"), cost7b)
+    sizes = [len(plan.replica_items(r)) for r in range(2)]
+    assert sorted(sizes) == [101, 102]
+    assert {mb.seq_len for mbs in plan.micro_batches for mb in mbs} <= {
+        256,
+        512,
+        1024,
+        2048,
+        4096,
+        8192,
+        16384,
+    }
+
+
+def test_length_sends_each_length_to_its_cheapest_config(cost7b):
+    items = step(2)
+    plan = get_dispatcher("length").dispatch(items, PAPER_PLAN, cost7b)
+    table = get_dispatcher("length").table(cost7b)
+    for config, mbs in zip(plan.plan.replicas, plan.micro_batches, strict=True):
+        for mb in mbs:
+            holders = {c for c in PAPER_PLAN.replicas if cost7b.max_tokens(c) >= mb.seq_len}
+            best = min(holders, key=lambda c: (table.gpu_seconds_per_seq(c, mb.seq_len), c))
+            assert config == best
+
+
+@pytest.mark.slow
+def test_balanced_is_close_to_the_integer_programme(cost7b):
+    gaps = []
+    for seed in range(4):
+        items = step(seed, n=500)
+        heuristic = estimate_step(get_dispatcher("balanced").dispatch(items, PAPER_PLAN, cost7b), cost7b)
+        exact = estimate_step(
+            get_dispatcher("balanced-ilp", time_limit_s=3).dispatch(items, PAPER_PLAN, cost7b), cost7b
+        )
+        gaps.append(heuristic.makespan_s / exact.makespan_s - 1)
+    assert np.mean(gaps) < 0.02 and max(gaps) < 0.04
+    # and both beat the paper's baselines on the heterogeneous plan
+    uniform = estimate_step(get_dispatcher("uniform").dispatch(items, PAPER_PLAN, cost7b), cost7b)
+    assert exact.makespan_s < uniform.makespan_s
+
+
+def test_overflow_truncate_drop_or_error(cost7b):
+    items = [StepItem("a", 20000), StepItem("b", 30000), StepItem("c", 100)]
+    plan = parse_plan("<8,1>x1 <1,1>x2")
+    out = get_dispatcher("balanced").dispatch(items, plan, cost7b, overflow={"a": "truncate", "b": "drop"})
+    out.check(items, cost7b)
+    assert out.dropped == (1,)
+    assert out.truncated == {0: 16384}
+    with pytest.raises(PolicyError, match="task 'b' has 30000 tokens, more than any replica can hold"):
+        get_dispatcher("balanced").dispatch(items, plan, cost7b, overflow={"a": "truncate"})
+    # a plan of small replicas only: a 5000-token sequence has nowhere to go
+    with pytest.raises(PolicyError, match="task 'x' has 5000 tokens"):
+        get_dispatcher("uniform").dispatch([StepItem("x", 5000)], parse_plan("<1,1>x4"), cost7b)
+
+
+def test_dispatch_is_deterministic(cost7b):
+    items = step(3)
+    a = get_dispatcher("balanced").dispatch(items, PAPER_PLAN, cost7b)
+    b = get_dispatcher("balanced").dispatch(items, PAPER_PLAN, cost7b)
+    assert a == b
+
+
+PLANS = ["<1,1>x4", "<1,1>x2 <2,1>x1", "<2,2>x1 <1,1>x1", "<1,4>x1 <4,1>x1 <1,1>x2", "<8,1>x1 <1,1>x1"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lengths=st.lists(st.integers(1, 20000), min_size=1, max_size=120),
+    plan=st.sampled_from(PLANS),
+    name=st.sampled_from(["uniform", "length", "balanced"]),
+    packing=st.booleans(),
+    buckets=st.integers(1, 16),
+)
+def test_invariants_hold_for_random_steps(cost7b, lengths, plan, name, packing, buckets):
+    items = [StepItem(f"t{i % 4}", n) for i, n in enumerate(lengths)]
+    deployment = parse_plan(plan)
+    overflow = {f"t{k}": ("truncate" if k % 2 else "drop") for k in range(4)}
+    out = get_dispatcher(name, packing=packing, num_buckets=buckets).dispatch(
+        items, deployment, cost7b, overflow
+    )
+    out.check(items, cost7b)
+    largest = max(cost7b.max_tokens(c) for c in deployment.replicas)
+    assert set(out.dropped) == {
+        i for i, it in enumerate(items) if it.length > largest and it.task in ("t0", "t2")
+    }
+    assert set(out.truncated) == {
+        i for i, it in enumerate(items) if it.length > largest and it.task in ("t1", "t3")
+    }
+    if not packing:
+        per_replica = [Counter(mb.seq_len for mb in mbs) for mbs in out.micro_batches]
+        assert len({s for c in per_replica for s in c}) <= buckets
+
+
+def test_bad_dispatcher_config():
+    with pytest.raises(PolicyError, match="bucketing"):
+        get_dispatcher("balanced", bucketing="log")
+    with pytest.raises(PolicyError, match="unknown dispatcher"):
+        get_dispatcher("fastest")
+    assert ParallelConfig(1, 1)  # keep the import used
