@@ -1,0 +1,67 @@
+"""`lobra plan`: a deployment plan for a scenario, its expected step time and its gap to the lower bound."""
+
+from __future__ import annotations
+
+import argparse
+
+from costmodel import CostModel
+from lobra.commands._common import print_json
+from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
+from policies.planners import PLANNERS, PlanResult, get_planner
+
+
+def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="layer-time profile CSV to use instead of the pair's default")
+
+
+def cost_from_args(args, scenario) -> CostModel:
+    return CostModel.build(scenario.model, scenario.gpu, profile=getattr(args, "profile", None))
+
+
+def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--planner", default="lobra", help=f"one of {', '.join(PLANNERS.names())} (default lobra)"
+    )
+    parser.add_argument("--sample-steps", type=int, default=8, help="steps sampled to plan on (default 8)")
+    parser.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def planner_options(args) -> dict:
+    opts = {"sample_steps": args.sample_steps, "seed": args.seed}
+    if args.workers is not None:
+        opts["workers"] = args.workers
+    return opts
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="plan a deployment for a scenario (or a tasks file) and report its cost")
+    add_scenario_arguments(p, positional=False)
+    add_planner_arguments(p)
+    add_cost_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
+
+
+def describe(result: PlanResult) -> str:
+    return (
+        f"plan ({result.planner}, {result.num_gpus} GPUs): {result.plan_str}\n"
+        f"  expected step time      {result.step_time_s:.3f} s\n"
+        f"  GPU-seconds per step    {result.gpu_seconds_per_step:.1f}\n"
+        f"  lower bound             {result.lower_bound_gpu_seconds:.1f} GPU-s "
+        f"(plan is {100 * result.gap_to_lower_bound:+.1f}%)\n"
+        f"  planning time           {result.planning_time_s:.2f} s ({result.plans_considered} plans considered)\n"
+        f"  dispatcher              {result.dispatcher}"
+    )
+
+
+def cmd_plan(args) -> int:
+    scenario = scenario_from_args(args)
+    planner = get_planner(args.planner, **planner_options(args))
+    result = planner.plan(scenario.workload, cost_from_args(args, scenario), scenario.num_gpus)
+    if args.json:
+        d = result.to_dict()
+        print_json({k: d[k] for k in ("plan", "step_time_s", "gpu_seconds_per_step", "planning_time_s")} | d)
+    else:
+        print(describe(result))
+    return 0
