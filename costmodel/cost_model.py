@@ -14,6 +14,7 @@ from costmodel.errors import CostModelError
 from costmodel.layer_time import LayerTimeFit, fit_profile
 from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens, peak_memory
 from costmodel.parallel import ParallelConfig
+from costmodel.pipeline import pipeline_makespan
 from costmodel.profile import load_profile, shipped_profile
 from costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
 from costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
@@ -98,14 +99,18 @@ class CostModel:
         """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
         return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
 
-    def p2p_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
-        """Activations forward and gradients backward across one stage boundary; with sequence parallelism each
-        TP rank sends its 1/tp share."""
+    def p2p_bytes(self, config: ParallelConfig, mb: MicroBatch) -> float:
+        """Bytes each TP rank sends across one stage boundary for one micro-batch (its 1/tp share under sequence
+        parallelism): activations forward, the same size of gradients backward."""
+        return mb.tokens * self.model.hidden_size * BF16_BYTES / config.tp
+
+    def p2p_s(self, config: ParallelConfig, mb: MicroBatch, link_gbps: float | None = None) -> float:
+        """One crossing of one stage boundary (forward or backward); over NVLink unless the replica spans nodes."""
         if config.pp == 1:
             return 0.0
-        num_bytes = mb.tokens * self.model.hidden_size * BF16_BYTES / config.tp
-        link = self.gpu.link_gbps(spans_nodes=config.num_gpus > self.gpu.gpus_per_node)
-        return 2 * (num_bytes / (link * 1e9) + P2P_LATENCY_S)
+        if link_gbps is None:
+            link_gbps = self.gpu.link_gbps(spans_nodes=config.num_gpus > self.gpu.gpus_per_node)
+        return self.p2p_bytes(config, mb) / (link_gbps * 1e9) + P2P_LATENCY_S
 
     def lora_params(self) -> int:
         """LoRA parameters of all tasks, whole model."""
@@ -132,11 +137,13 @@ class CostModel:
         """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
         stages = [self.stage_s(config, mb) for mb in micro_batches]
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
-        bubble = (config.pp - 1) * max((s + c for s, c in zip(stages, p2p, strict=True)), default=0.0)
+        # The exact 1F1B schedule, once without transfers (the bubble) and once with them (their cost).
+        without_comm = pipeline_makespan(stages, [0.0] * len(stages), config.pp)
+        with_comm = pipeline_makespan(stages, p2p, config.pp)
         return ReplicaTime(
             compute_s=sum(stages),
-            pp_bubble_s=bubble,
-            pp_comm_s=sum(p2p),
+            pp_bubble_s=without_comm - sum(stages),
+            pp_comm_s=with_comm - without_comm,
             dp_sync_s=self.dp_sync_s(config, num_replicas, spans_nodes),
             optimizer_s=self.optimizer_s(config) if micro_batches or num_replicas > 1 else 0.0,
         )

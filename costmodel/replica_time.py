@@ -1,9 +1,9 @@
 """Micro-batches and the time one replica takes for a step's share of them.
 
-No PP: the micro-batches run one after another, so the stage times add up. 1F1B over pp stages: every micro-batch
-passes every stage, the steady state is bounded by the sum of per-stage times, and filling and draining the pipeline
-adds (pp - 1) x the largest micro-batch's stage time (the bubble). Activations cross each stage boundary forward and
-their gradients backward. After the micro-batches the replicas all-reduce their LoRA gradients and step the optimizer.
+No PP: the micro-batches run one after another, so the stage times add up. 1F1B over pp stages: the exact schedule
+of costmodel/pipeline.py (for equal micro-batches: the sum plus (pp - 1) micro-batches of fill and drain, the
+bubble). Activations cross each stage boundary forward and their gradients backward. After the micro-batches the
+replicas all-reduce their LoRA gradients and step the optimizer.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ class ReplicaTime:
     """Seconds one replica spends on one step, by cause."""
 
     compute_s: float  # forward+backward of every micro-batch through one stage's layers, summed
-    pp_bubble_s: float  # 1F1B fill and drain: (pp - 1) x the largest micro-batch's stage time
-    pp_comm_s: float  # activations and their gradients across stage boundaries
+    pp_bubble_s: float  # 1F1B fill and drain (the schedule's idle time without transfers)
+    pp_comm_s: float  # what stage-boundary transfers add to the schedule
     dp_sync_s: float  # all-reduce of LoRA gradients across replicas
     optimizer_s: float  # Adam over this GPU's share of the LoRA parameters
 

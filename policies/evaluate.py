@@ -15,8 +15,9 @@ class StepEstimate:
 
     @property
     def step_time_s(self) -> float:
-        """The step ends when the slowest replica has synced and stepped its optimizer."""
-        return max(t.total_s for t in self.replica_times)
+        """The gradient all-reduce starts when the slowest replica is done; the step ends after it and the
+        optimizer (the simulator's timeline exactly)."""
+        return self.makespan_s + max(t.dp_sync_s + t.optimizer_s for t in self.replica_times)
 
     @property
     def gpu_seconds(self) -> float:

@@ -1,6 +1,7 @@
 import pytest
 
 from costmodel import CostModel, CostModelError, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig
+from costmodel.pipeline import pipeline_makespan, schedule
 from costmodel.replica_time import ring_allreduce_s
 
 # t(b, s) = 0.001 b s + 1  (ms per layer)
@@ -34,14 +35,28 @@ def test_no_pp_is_the_sum_of_micro_batches(cm):
     assert t.busy_s == pytest.approx(0.144)
 
 
-def test_1f1b_adds_pp_minus_one_largest_stage(cm):
+def test_1f1b_follows_the_exact_schedule(cm):
     mbs = [MicroBatch.padded(2, 1000), MicroBatch.padded(1, 500)]
     t = cm.replica_time(ParallelConfig(2, 4), mbs)
     stage = [(0.5e-3 * 2000 + 1) * 8 / 1e3, (0.5e-3 * 500 + 1) * 8 / 1e3]  # tp=2 fit, 8 layers per stage
-    p2p = [2 * (2000 * 4096 * 2 / 2 / 300e9 + 10e-6), 2 * (500 * 4096 * 2 / 2 / 300e9 + 10e-6)]
+    p2p = [2000 * 4096 * 2 / 2 / 300e9 + 10e-6, 500 * 4096 * 2 / 2 / 300e9 + 10e-6]  # one crossing each
     assert t.compute_s == pytest.approx(sum(stage))
-    assert t.pp_comm_s == pytest.approx(sum(p2p))
-    assert t.pp_bubble_s == pytest.approx(3 * (stage[0] + p2p[0]))
+    assert t.busy_s == pytest.approx(pipeline_makespan(stage, p2p, 4))
+    assert t.compute_s + t.pp_bubble_s == pytest.approx(pipeline_makespan(stage, [0, 0], 4))
+    assert t.pp_bubble_s > 0 and t.pp_comm_s > 0
+
+
+def test_pipeline_hand_computed():
+    # equal micro-batches, free transfers: (M + p - 1)(f + b)
+    assert pipeline_makespan([3.0] * 8, [0.0] * 8, 4) == pytest.approx(33.0)
+    assert pipeline_makespan([3.0] * 2, [0.0] * 2, 4) == pytest.approx(15.0)
+    # p=2, stage times 3 (F1 B2) and 6 (F2 B4), worked by hand: stage 0 runs F0 [0,1], F1 [1,3], B0 [4,6],
+    # B1 [10,14]; stage 1 runs F0 [1,2], B0 [2,4], F1 [4,6], B1 [6,10]
+    assert pipeline_makespan([3.0, 6.0], [0.0, 0.0], 2) == pytest.approx(14.0)
+    # a transfer of 0.5 per crossing: F0 reaches stage 1 at 1.5, ... (each dependency waits 0.5 more)
+    assert pipeline_makespan([3.0, 6.0], [0.5, 0.5], 2) > 14.0
+    assert pipeline_makespan([3.0, 6.0, 1.5], [9.0] * 3, 1) == pytest.approx(10.5)
+    assert schedule(2, 2) == [[("F", 0), ("F", 1), ("B", 0), ("B", 1)], [("F", 0), ("B", 0), ("F", 1), ("B", 1)]]
 
 
 def test_ring_allreduce_formula():
