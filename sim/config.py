@@ -1,0 +1,80 @@
+"""What a simulation runs: the policy (planner + dispatcher, or a fixed plan) and the simulation settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from costmodel import DeploymentPlan
+from policies.dispatchers import DISPATCHERS, DispatcherConfig
+from policies.planners import PLANNERS, PlannerConfig
+from sim.errors import SimError
+
+
+@dataclass(frozen=True)
+class Failure:
+    """GPU `gpu` stops working at `time_s` seconds of simulated time."""
+
+    time_s: float
+    gpu: int
+
+    def __post_init__(self) -> None:
+        if self.time_s < 0 or not isinstance(self.gpu, int) or self.gpu < 0:
+            raise SimError(f"a failure needs time_s >= 0 and a GPU id >= 0, got {self.time_s!r}, {self.gpu!r}")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    steps: int | None = None  # stop after this many steps; None: run every task to its end
+    seed: int = 0
+    sampling: str = "stratified"
+    jitter: float = 0.0  # sigma of a lognormal factor on every op's duration
+    straggler_prob: float = 0.0  # chance per step that a replica runs slow
+    straggler_slowdown: float = 2.0
+    reconfig_s: float = 30.0  # paid whenever the deployment plan changes (re-plan, failure)
+    replan: bool = True  # re-plan when tasks join or leave
+    failures: tuple[Failure, ...] = ()
+    trace_steps: int = 0  # steps whose every op goes into the Chrome trace
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise SimError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.jitter < 0 or not 0 <= self.straggler_prob <= 1 or self.straggler_slowdown < 1:
+            raise SimError("jitter must be >= 0, straggler_prob in [0, 1] and straggler_slowdown >= 1")
+        if self.reconfig_s < 0:
+            raise SimError(f"reconfig_s must be >= 0, got {self.reconfig_s!r}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A planner and the dispatcher it plans for, or a fixed plan with a dispatcher."""
+
+    name: str
+    dispatcher: str
+    dispatcher_config: DispatcherConfig = field(default_factory=DispatcherConfig)
+    planner: str | None = None
+    planner_config: PlannerConfig = field(default_factory=PlannerConfig)
+    plan: DeploymentPlan | None = None
+    mbs: int | None = None  # fixed micro-batch size (what-if mode): every micro-batch holds mbs sequences
+
+    def __post_init__(self) -> None:
+        if (self.planner is None) == (self.plan is None):
+            raise SimError("a policy needs exactly one of a planner and a fixed plan")
+        if self.planner is not None:
+            PLANNERS.get(self.planner)
+        DISPATCHERS.get(self.dispatcher)
+        if self.mbs is not None and self.mbs < 1:
+            raise SimError(f"--mbs must be a positive integer, got {self.mbs!r}")
+
+    @classmethod
+    def of_planner(cls, planner: str, name: str | None = None, dispatcher: str | None = None,
+                   dispatcher_config: DispatcherConfig | None = None, **planner_config) -> Policy:
+        """The planner with the dispatcher it plans for, unless another is given."""
+        cls_ = PLANNERS.get(planner)
+        return cls(
+            name=name or planner,
+            dispatcher=dispatcher or cls_.dispatcher,
+            dispatcher_config=dispatcher_config or cls_.dispatcher_config,
+            planner=planner,
+            planner_config=PlannerConfig(**planner_config),
+        )

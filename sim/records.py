@@ -1,0 +1,134 @@
+"""What a simulation leaves behind: per-step and per-replica records (pandas), tenants' completion times, events,
+a Chrome/Perfetto trace of the timeline, and a summary.
+
+The per-replica columns are the executor's too (step, replica, config, busy_s, idle_s, tokens, padded_tokens,
+micro_batches), so simulated and real runs compare column for column.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from costmodel import DeploymentPlan
+from policies.types import DispatchPlan
+from sim.replica import OpRecord
+from traces import Workload
+
+REPLICA_COLUMNS = ["step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"]
+
+
+@dataclass
+class SimResult:
+    steps: pd.DataFrame
+    replicas: pd.DataFrame
+    tasks: pd.DataFrame
+    events: pd.DataFrame
+    trace_events: list[dict]
+    summary: dict
+
+    def write(self, out: str | Path) -> list[Path]:
+        """Parquet and CSV of every table, the summary as JSON, the timeline as a Chrome trace."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in ("steps", "replicas", "tasks", "events"):
+            df = getattr(self, name)
+            df.to_csv(out / f"{name}.csv", index=False)
+            df.to_parquet(out / f"{name}.parquet", index=False)
+            written += [out / f"{name}.csv", out / f"{name}.parquet"]
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+        (out / "trace.json").write_text(json.dumps({"traceEvents": self.trace_events}) + "\n")
+        return written + [out / "summary.json", out / "trace.json"]
+
+
+class Recorder:
+    def __init__(self, workload: Workload, trace_steps: int = 0) -> None:
+        self.workload = workload
+        self.trace_steps = trace_steps
+        self._steps: list[dict] = []
+        self._replicas: list[dict] = []
+        self._events: list[dict] = []
+        self._done: dict[str, tuple[float, int]] = {}
+        self._phase_gpu_s: dict[tuple[int, int], float] = {}
+        self._phase_tokens: dict[tuple[int, int], tuple[int, int]] = {}
+        self._trace: list[dict] = []
+        self._named: set[int] = set()
+
+    def event(self, time_s: float, kind: str, detail: str) -> None:
+        self._events.append({"time_s": time_s, "kind": kind, "detail": detail})
+
+    def task_done(self, name: str, time_s: float, steps: int) -> None:
+        self._done[name] = (time_s, steps)
+
+    def phase(self, step: int, attempt: int, start: float, end: float, plan: DeploymentPlan, dispatch: DispatchPlan,
+              finish: dict[int, float], log: list[OpRecord] | None) -> None:
+        real = padded = 0
+        for r, (config, mbs) in enumerate(zip(plan.replicas, dispatch.micro_batches, strict=True)):
+            busy = finish.get(r, start) - start
+            tokens = sum(mb.real_tokens for mb in mbs)
+            pad = sum(mb.tokens for mb in mbs)
+            real, padded = real + tokens, padded + pad
+            self._replicas.append({
+                "step": step, "attempt": attempt, "replica": r, "config": str(config), "gpus": config.num_gpus,
+                "busy_s": busy, "idle_s": (end - start) - busy, "tokens": tokens, "padded_tokens": pad,
+                "micro_batches": len(mbs),
+            })
+        key = (step, attempt)
+        self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + (end - start) * plan.num_gpus
+        r0, p0 = self._phase_tokens.get(key, (0, 0))
+        self._phase_tokens[key] = (r0 + real, p0 + padded)
+        for op in log or []:
+            if op.replica not in self._named:
+                self._named.add(op.replica)
+                self._trace.append({"name": "process_name", "ph": "M", "pid": op.replica,
+                                    "args": {"name": f"replica {op.replica} {plan.replicas[op.replica]}"}})
+            self._trace.append({"name": f"{op.kind}{op.micro_batch}", "ph": "X", "pid": op.replica,
+                                "tid": op.stage, "ts": op.start_s * 1e6, "dur": (op.end_s - op.start_s) * 1e6,
+                                "args": {"step": step}})
+
+    def step(self, step: int, attempt: int, start: float, end: float, items, deployment, status: str) -> None:
+        real, padded = self._phase_tokens.get((step, attempt), (0, 0))
+        self._steps.append({
+            "step": step, "attempt": attempt, "status": status, "start_s": start, "end_s": end,
+            "step_time_s": end - start, "gpu_seconds": self._phase_gpu_s.get((step, attempt), 0.0),
+            "num_sequences": len(items), "tokens": real, "padded_tokens": padded, "plan": deployment.label,
+        })
+
+    def result(self, end_s: float, num_gpus: int) -> SimResult:
+        steps = pd.DataFrame(self._steps, columns=[
+            "step", "attempt", "status", "start_s", "end_s", "step_time_s", "gpu_seconds", "num_sequences",
+            "tokens", "padded_tokens", "plan"])
+        replicas = pd.DataFrame(self._replicas, columns=[*REPLICA_COLUMNS[:2], "attempt", *REPLICA_COLUMNS[2:],
+                                                         "gpus"])
+        tasks = pd.DataFrame([
+            {"task": t.name, "arrival_s": t.spec.arrival_s, "steps": self._done.get(t.name, (np.nan, 0))[1],
+             "completion_s": self._done.get(t.name, (np.nan, 0))[0]}
+            for t in self.workload
+        ])
+        events = pd.DataFrame(self._events, columns=["time_s", "kind", "detail"])
+        ok = steps[steps["status"] == "ok"]
+        rep_ok = replicas.merge(ok[["step", "attempt"]], on=["step", "attempt"])
+        gpu_s = float(ok["gpu_seconds"].sum())
+        idle_gpu_s = float((rep_ok["idle_s"] * rep_ok["gpus"]).sum())
+        summary = {
+            "steps": len(ok),
+            "total_time_s": end_s,
+            "step_time_s": float(ok["step_time_s"].mean()) if len(ok) else None,
+            "gpu_seconds_per_step": float(ok["gpu_seconds"].mean()) if len(ok) else None,
+            "plan": ok["plan"].iloc[0] if len(ok) else None,
+            "plans": list(dict.fromkeys(ok["plan"])),
+            "tokens_per_s": float(ok["tokens"].sum() / end_s) if end_s > 0 else None,
+            "padding_ratio": float(1 - ok["tokens"].sum() / ok["padded_tokens"].sum()) if len(ok) else None,
+            "idle_ratio": idle_gpu_s / gpu_s if gpu_s else None,
+            "failed_attempts": int((steps["status"] == "failed").sum()),
+            "reconfigurations": int((events["kind"] == "reconfigure").sum()),
+            "task_completion_s": {row.task: (None if np.isnan(row.completion_s) else float(row.completion_s))
+                                  for row in tasks.itertuples()},
+            "num_gpus": num_gpus,
+        }
+        return SimResult(steps, replicas, tasks, events, self._trace, summary)

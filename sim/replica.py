@@ -1,0 +1,83 @@
+"""One replica running its share of a step, as SimPy processes.
+
+pp = 1: the micro-batches run back to back, one timeout each (forward and backward together).
+pp > 1: one process per pipeline stage running the 1F1B schedule of costmodel/pipeline.py; a forward waits for the
+previous stage's activations, a backward for the next stage's gradients, and each crossing takes the boundary's link
+time. With no jitter the timeline equals costmodel.pipeline.pipeline_makespan exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import simpy
+
+from costmodel.pipeline import FORWARD_SHARE, schedule
+
+
+@dataclass
+class OpRecord:
+    replica: int
+    stage: int
+    kind: str  # "F", "B" or "FB"
+    micro_batch: int
+    start_s: float
+    end_s: float
+
+
+class Attempt:
+    """One try at a step; a GPU failure aborts it and its processes stop at their next op boundary."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+
+
+def run_replica(
+    env: simpy.Environment,
+    attempt: Attempt,
+    replica: int,
+    pp: int,
+    stage_s: list[float],
+    crossing_s: list[list[float]],
+    slowdown: Callable[[], float],
+    log: list[OpRecord] | None,
+):
+    """Process: run stage_s[m] per micro-batch on pp stages; crossing_s[k][m] is the transfer across boundary k
+    (between stage k and k+1) for micro-batch m. slowdown() draws a multiplicative factor per op (jitter)."""
+    if pp == 1:
+        for m, t in enumerate(stage_s):
+            start = env.now
+            yield env.timeout(t * slowdown())
+            if attempt.aborted:
+                return
+            if log is not None:
+                log.append(OpRecord(replica, 0, "FB", m, start, env.now))
+        return
+    num_mb = len(stage_s)
+    arrived = {(kind, k, m): env.event() for k in range(pp) for m in range(num_mb) for kind in ("F", "B")}
+
+    def send(event: simpy.Event, delay: float):
+        yield env.timeout(delay)
+        event.succeed()
+
+    def stage(k: int, ops: list[tuple[str, int]]):
+        for kind, m in ops:
+            if kind == "F" and k > 0:
+                yield arrived[("F", k, m)]
+            if kind == "B" and k < pp - 1:
+                yield arrived[("B", k, m)]
+            start = env.now
+            share = FORWARD_SHARE if kind == "F" else 1 - FORWARD_SHARE
+            yield env.timeout(stage_s[m] * share * slowdown())
+            if attempt.aborted:
+                return
+            if log is not None:
+                log.append(OpRecord(replica, k, kind, m, start, env.now))
+            if kind == "F" and k < pp - 1:
+                env.process(send(arrived[("F", k + 1, m)], crossing_s[k][m]))
+            if kind == "B" and k > 0:
+                env.process(send(arrived[("B", k - 1, m)], crossing_s[k - 1][m]))
+
+    stages = [env.process(stage(k, ops)) for k, ops in enumerate(schedule(pp, num_mb))]
+    yield env.all_of(stages)

@@ -1,0 +1,231 @@
+"""The cluster simulation: steps of a multi-tenant workload under a policy, as SimPy processes.
+
+One process drives the run (tenants arriving and leaving, re-planning, faults); each step dispatches its sequences
+with the policy's dispatcher (the same objects the executor uses), then every replica runs its micro-batches as its
+own processes (sim/replica.py), then the LoRA-gradient all-reduce and the optimizer close the step. Everything random
+draws from one generator seeded at the top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+from tqdm import tqdm
+
+from costmodel import CostModel, DeploymentPlan, ParallelConfig
+from policies.dispatchers import get_dispatcher
+from policies.planners import get_planner
+from policies.planners.base import workload_memory
+from policies.types import DispatchPlan, MicroBatchPlan, StepItem
+from sim.cluster import Cluster
+from sim.config import Policy, SimConfig
+from sim.errors import SimError
+from sim.records import Recorder, SimResult
+from sim.replica import Attempt, OpRecord, run_replica
+from traces import StepSampler, Workload
+
+
+@dataclass
+class Phase:
+    """Part of a step run on one plan: all of it, or one task's share under Task-Sequential."""
+
+    plan: DeploymentPlan
+    cost: CostModel
+    tasks: frozenset[str] | None = None  # None: every item of the step
+
+
+@dataclass
+class Deployment:
+    phases: list[Phase]
+    tasks: frozenset[str]
+    label: str = ""
+    expected_step_s: float | None = None
+
+
+@dataclass
+class _State:
+    cluster: Cluster
+    deployment: Deployment | None = None
+    pending_failures: list = field(default_factory=list)
+    dirty: bool = False  # the cluster changed under the current plan
+
+
+class Simulator:
+    def __init__(self, workload: Workload, cost: CostModel, num_gpus: int, policy: Policy,
+                 config: SimConfig | None = None) -> None:
+        self.workload, self.policy = workload, policy
+        self.config = config or SimConfig()
+        self.cost = cost
+        self.num_gpus = num_gpus
+        self.rng = np.random.default_rng(self.config.seed)
+        self.dispatcher = get_dispatcher(policy.dispatcher, **policy.dispatcher_config.__dict__)
+        if policy.plan is not None:
+            Cluster(cost.gpu, num_gpus).place(policy.plan)  # a fixed plan must fit before anything runs
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def deploy(self, tasks: frozenset[str], cluster: Cluster) -> Deployment:
+        active = Workload(tuple(t for t in self.workload if t.name in tasks))
+        cost = self.cost.with_memory(workload_memory(active, self.cost.memory))
+        alive = len(cluster.alive)
+        if self.policy.plan is not None:
+            if self.policy.plan.num_gpus > alive:
+                raise SimError(f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, "
+                               f"{alive} work")
+            return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
+        result = get_planner(self.policy.planner, **self.policy.planner_config.__dict__).plan(active, cost, alive)
+        if result.plan is not None:
+            phases = [Phase(result.plan, cost)]
+        else:  # Task-Sequential: each task on its own plan, one after another
+            phases = [
+                Phase(plan, cost.with_memory(workload_memory(Workload((active.task(name),)), cost.memory)),
+                      frozenset([name]))
+                for name, plan in result.task_plans.items()
+            ]
+        return Deployment(phases, tasks, result.plan_str, result.step_time_s)
+
+    # -- running --------------------------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        env = simpy.Environment()
+        rec = Recorder(self.workload, trace_steps=self.config.trace_steps)
+        state = _State(Cluster(self.cost.gpu, self.num_gpus), pending_failures=sorted(
+            self.config.failures, key=lambda f: f.time_s))
+        for f in state.pending_failures:
+            if f.gpu >= self.num_gpus:
+                raise SimError(f"failure of GPU {f.gpu}: the cluster has GPUs 0..{self.num_gpus - 1}")
+        sampler = StepSampler(self.workload, seed=self.config.seed, mode=self.config.sampling)
+        total = self.config.steps or max(t.num_steps for t in self.workload)
+        bar = tqdm(total=total, desc="simulate", disable=not self.config.progress, leave=False)
+        main = env.process(self._main(env, state, sampler, rec, bar))
+        env.run(until=main)  # leftover failure timers past the last step do not count
+        bar.close()
+        return rec.result(env.now, self.num_gpus)
+
+    def _main(self, env, state: _State, sampler: StepSampler, rec: Recorder, bar):
+        step = 0
+        arrival = {t.name: t.spec.arrival_s for t in self.workload}
+        while self.config.steps is None or step < self.config.steps:
+            active = frozenset(t.name for t in self.workload if arrival[t.name] <= env.now
+                               and not sampler.finished(t.name))
+            if not active:
+                waiting = [arrival[n] for n in self.workload.names if arrival[n] > env.now]
+                if not waiting:
+                    break
+                yield env.timeout(min(waiting) - env.now)
+                continue
+            if state.deployment is None or state.dirty or (self.config.replan and active != state.deployment.tasks):
+                yield from self._redeploy(env, state, active, rec, step)
+            order = [n for n in self.workload.names if n in active]
+            items = [StepItem(t, n) for t, n in sampler.next_step(active=order)]
+            attempt = 0
+            while not (yield from self._run_step(env, state, step, attempt, items, rec)):
+                attempt += 1
+                yield from self._redeploy(env, state, active, rec, step, reason="failure")
+            for name in active:
+                if sampler.finished(name):
+                    rec.task_done(name, env.now, sampler.steps_done(name))
+            step += 1
+            bar.update(1)
+
+    def _redeploy(self, env, state: _State, active, rec: Recorder, step: int, reason: str = "tasks"):
+        previous = state.deployment
+        state.deployment = self.deploy(active, state.cluster)
+        state.dirty = False
+        changed = previous is not None and previous.label != state.deployment.label
+        if changed or (previous is not None and reason == "failure"):
+            rec.event(env.now, "reconfigure", f"{reason}: {previous.label} -> {state.deployment.label}")
+            yield env.timeout(self.config.reconfig_s)
+        elif previous is None:
+            rec.event(env.now, "plan", state.deployment.label)
+
+    def _run_step(self, env, state: _State, step: int, attempt: int, items: list[StepItem], rec: Recorder):
+        """Run one step on the current deployment; False if a GPU it uses failed meanwhile."""
+        start = env.now
+        for phase in state.deployment.phases:
+            chosen = [i for i, it in enumerate(items) if phase.tasks is None or it.task in phase.tasks]
+            ok = yield from self._run_phase(env, state, step, attempt, [items[i] for i in chosen], phase, rec)
+            if not ok:
+                rec.step(step, attempt, start, env.now, items, state.deployment, status="failed")
+                return False
+        rec.step(step, attempt, start, env.now, items, state.deployment, status="ok")
+        return True
+
+    def _run_phase(self, env, state: _State, step: int, attempt: int, items, phase: Phase, rec: Recorder):
+        dispatch = self._dispatch(items, phase)
+        placements = state.cluster.place(phase.plan)
+        spans = state.cluster.spans_nodes(placements)
+        log: list[OpRecord] | None = [] if step < self.config.trace_steps else None
+        run = Attempt()
+        start = env.now
+        finish: dict[int, float] = {}
+
+        def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
+            cms = [mb.to_costmodel() for mb in mbs]
+            stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
+            crossings = [[phase.cost.p2p_s(config, mb, gbps) for mb in cms]
+                         for gbps in state.cluster.boundary_gbps(placements[r])]
+            slow = self.config.straggler_slowdown if self.rng.random() < self.config.straggler_prob else 1.0
+            yield from run_replica(env, run, r, config.pp, stage_s, crossings, self._slowdown(slow), log)
+            finish[r] = env.now
+
+        procs = [env.process(replica_proc(r, c, dispatch.micro_batches[r]))
+                 for r, c in enumerate(phase.plan.replicas)]
+        used = {g for p in placements for g in p.gpus}
+        failure = self._next_failure(env, state)
+        done = env.all_of(procs)
+        yield done | failure if failure is not None else done
+        if not done.triggered:  # a GPU failed before the replicas finished
+            run.aborted = True
+            gpu = state.pending_failures.pop(0).gpu
+            rec.event(env.now, "failure", f"GPU {gpu}")
+            state.cluster = state.cluster.without(gpu)
+            if gpu in used:
+                return False
+            state.dirty = True  # an idle GPU: finish the step, re-plan after it
+            yield done
+        sync = max(phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
+                   for c in phase.plan.replicas)
+        yield env.timeout(sync)
+        rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
+        return True
+
+    def _next_failure(self, env, state: _State):
+        while state.pending_failures and state.pending_failures[0].gpu in state.cluster.failed:
+            state.pending_failures.pop(0)
+        if not state.pending_failures:
+            return None
+        return env.timeout(max(0.0, state.pending_failures[0].time_s - env.now))
+
+    def _slowdown(self, straggler: float):
+        sigma = self.config.jitter
+        if sigma == 0:
+            return lambda: straggler
+        # mean-one lognormal: jitter changes the spread of op times, not their average
+        return lambda: straggler * float(self.rng.lognormal(-sigma * sigma / 2, sigma))
+
+    def _dispatch(self, items: list[StepItem], phase: Phase) -> DispatchPlan:
+        overflow = {t.name: t.spec.overflow for t in self.workload}
+        if self.policy.mbs is None:
+            return self.dispatcher.dispatch(items, phase.plan, phase.cost, overflow)
+        return fixed_mbs_dispatch(items, phase.plan, phase.cost, self.policy.mbs)
+
+
+def fixed_mbs_dispatch(items: list[StepItem], plan: DeploymentPlan, cost: CostModel, mbs: int) -> DispatchPlan:
+    """What-if mode: sequences dealt round-robin over the replicas, every micro-batch holding `mbs` of them."""
+    shares: list[list[int]] = [[] for _ in plan.replicas]
+    for i in range(len(items)):
+        shares[i % plan.num_replicas].append(i)
+    out = []
+    for config, share in zip(plan.replicas, shares, strict=True):
+        mbs_here = []
+        for k in range(0, len(share), mbs):
+            ids = tuple(share[k:k + mbs])
+            lengths = tuple(items[i].length for i in ids)
+            seq_len = max(lengths)
+            if len(ids) * seq_len > cost.max_tokens(config):
+                raise SimError(f"a micro-batch of {mbs} x {seq_len} tokens does not fit {config} "
+                               f"(max_tokens {cost.max_tokens(config)})")
+            mbs_here.append(MicroBatchPlan(ids, lengths, seq_len))
+        out.append(tuple(mbs_here))
+    return DispatchPlan(plan, tuple(out))
