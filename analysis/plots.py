@@ -38,3 +38,32 @@ def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
     plt.close(fig)
+
+
+def plot_compare(rows: list[dict], title: str, path: str | Path) -> None:
+    """GPU-seconds per step by policy, each bar labelled with its reduction against Task-Fused."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    names = [r["policy"] for r in rows]
+    values = [r["gpu_seconds_per_step"] for r in rows]
+    colors = ["0.55" if n.startswith("task-") else ("0.85" if n == "lower-bound" else "C0") for n in names]
+    colors = ["C3" if n == "lobra-plus" else c for n, c in zip(names, colors, strict=True)]
+    bars = ax.bar(names, values, color=colors, edgecolor="black", linewidth=0.6)
+    for bar, row in zip(bars, rows, strict=True):
+        label = f"{-row['vs_task-fused_pct']:+.0f}%" if row["policy"] != "task-fused" else "baseline"
+        ax.annotate(
+            label,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.set_ylabel("GPU-seconds per step")
+    ax.set_title(f"{title}\n(labels: change against Task-Fused)", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax.margins(y=0.12)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
+    plt.close(fig)

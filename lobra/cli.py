@@ -9,7 +9,7 @@ import sys
 from lobra import __version__
 
 # Modules under lobra/commands, in the order `lobra --help` lists them.
-COMMANDS = ["demo", "scenarios", "traces", "plan", "costmodel", "calibrate", "bench"]
+COMMANDS = ["demo", "scenarios", "traces", "plan", "simulate", "costmodel", "calibrate", "bench", "execute"]
 
 
 class ArgumentParser(argparse.ArgumentParser):

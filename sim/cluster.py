@@ -81,8 +81,10 @@ class Cluster:
                 # the node with the fewest free GPUs that still holds a TP group: keeps big holes for big groups
                 nodes = [n for n, gs in free.items() if len(gs) >= config.tp]
                 if not nodes:
-                    raise SimError(f"plan {plan} does not fit {len(self.alive)} working GPUs in nodes of "
-                                   f"{self.gpu.gpus_per_node}: no node has {config.tp} free GPUs for a TP group")
+                    raise SimError(
+                        f"plan {plan} does not fit {len(self.alive)} working GPUs in nodes of "
+                        f"{self.gpu.gpus_per_node}: no node has {config.tp} free GPUs for a TP group"
+                    )
                 last = self.node_of(stages[-1][0]) if stages else None
                 node = last if last in nodes else min(nodes, key=lambda n: (len(free[n]), n))
                 stages.append(tuple(free[node][: config.tp]))
@@ -92,7 +94,9 @@ class Cluster:
 
     def boundary_gbps(self, placement: Placement) -> list[float]:
         """Link bandwidth across each stage boundary of a replica."""
-        return [self.link_gbps(a[0], b[0]) for a, b in zip(placement.stages, placement.stages[1:], strict=False)]
+        return [
+            self.link_gbps(a[0], b[0]) for a, b in zip(placement.stages, placement.stages[1:], strict=False)
+        ]
 
     def spans_nodes(self, placements: list[Placement]) -> bool:
         return len({self.node_of(g) for p in placements for g in p.gpus}) > 1

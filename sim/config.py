@@ -19,7 +19,9 @@ class Failure:
 
     def __post_init__(self) -> None:
         if self.time_s < 0 or not isinstance(self.gpu, int) or self.gpu < 0:
-            raise SimError(f"a failure needs time_s >= 0 and a GPU id >= 0, got {self.time_s!r}, {self.gpu!r}")
+            raise SimError(
+                f"a failure needs time_s >= 0 and a GPU id >= 0, got {self.time_s!r}, {self.gpu!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,14 @@ class Policy:
             raise SimError(f"--mbs must be a positive integer, got {self.mbs!r}")
 
     @classmethod
-    def of_planner(cls, planner: str, name: str | None = None, dispatcher: str | None = None,
-                   dispatcher_config: DispatcherConfig | None = None, **planner_config) -> Policy:
+    def of_planner(
+        cls,
+        planner: str,
+        name: str | None = None,
+        dispatcher: str | None = None,
+        dispatcher_config: DispatcherConfig | None = None,
+        **planner_config,
+    ) -> Policy:
         """The planner with the dispatcher it plans for, unless another is given."""
         cls_ = PLANNERS.get(planner)
         return cls(

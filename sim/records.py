@@ -19,7 +19,16 @@ from policies.types import DispatchPlan
 from sim.replica import OpRecord
 from traces import Workload
 
-REPLICA_COLUMNS = ["step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"]
+REPLICA_COLUMNS = [
+    "step",
+    "replica",
+    "config",
+    "busy_s",
+    "idle_s",
+    "tokens",
+    "padded_tokens",
+    "micro_batches",
+]
 
 
 @dataclass
@@ -65,19 +74,37 @@ class Recorder:
     def task_done(self, name: str, time_s: float, steps: int) -> None:
         self._done[name] = (time_s, steps)
 
-    def phase(self, step: int, attempt: int, start: float, end: float, plan: DeploymentPlan, dispatch: DispatchPlan,
-              finish: dict[int, float], log: list[OpRecord] | None) -> None:
+    def phase(
+        self,
+        step: int,
+        attempt: int,
+        start: float,
+        end: float,
+        plan: DeploymentPlan,
+        dispatch: DispatchPlan,
+        finish: dict[int, float],
+        log: list[OpRecord] | None,
+    ) -> None:
         real = padded = 0
         for r, (config, mbs) in enumerate(zip(plan.replicas, dispatch.micro_batches, strict=True)):
             busy = finish.get(r, start) - start
             tokens = sum(mb.real_tokens for mb in mbs)
             pad = sum(mb.tokens for mb in mbs)
             real, padded = real + tokens, padded + pad
-            self._replicas.append({
-                "step": step, "attempt": attempt, "replica": r, "config": str(config), "gpus": config.num_gpus,
-                "busy_s": busy, "idle_s": (end - start) - busy, "tokens": tokens, "padded_tokens": pad,
-                "micro_batches": len(mbs),
-            })
+            self._replicas.append(
+                {
+                    "step": step,
+                    "attempt": attempt,
+                    "replica": r,
+                    "config": str(config),
+                    "gpus": config.num_gpus,
+                    "busy_s": busy,
+                    "idle_s": (end - start) - busy,
+                    "tokens": tokens,
+                    "padded_tokens": pad,
+                    "micro_batches": len(mbs),
+                }
+            )
         key = (step, attempt)
         self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + (end - start) * plan.num_gpus
         r0, p0 = self._phase_tokens.get(key, (0, 0))
@@ -85,31 +112,75 @@ class Recorder:
         for op in log or []:
             if op.replica not in self._named:
                 self._named.add(op.replica)
-                self._trace.append({"name": "process_name", "ph": "M", "pid": op.replica,
-                                    "args": {"name": f"replica {op.replica} {plan.replicas[op.replica]}"}})
-            self._trace.append({"name": f"{op.kind}{op.micro_batch}", "ph": "X", "pid": op.replica,
-                                "tid": op.stage, "ts": op.start_s * 1e6, "dur": (op.end_s - op.start_s) * 1e6,
-                                "args": {"step": step}})
+                self._trace.append(
+                    {
+                        "name": "process_name",
+                        "ph": "M",
+                        "pid": op.replica,
+                        "args": {"name": f"replica {op.replica} {plan.replicas[op.replica]}"},
+                    }
+                )
+            self._trace.append(
+                {
+                    "name": f"{op.kind}{op.micro_batch}",
+                    "ph": "X",
+                    "pid": op.replica,
+                    "tid": op.stage,
+                    "ts": op.start_s * 1e6,
+                    "dur": (op.end_s - op.start_s) * 1e6,
+                    "args": {"step": step},
+                }
+            )
 
     def step(self, step: int, attempt: int, start: float, end: float, items, deployment, status: str) -> None:
         real, padded = self._phase_tokens.get((step, attempt), (0, 0))
-        self._steps.append({
-            "step": step, "attempt": attempt, "status": status, "start_s": start, "end_s": end,
-            "step_time_s": end - start, "gpu_seconds": self._phase_gpu_s.get((step, attempt), 0.0),
-            "num_sequences": len(items), "tokens": real, "padded_tokens": padded, "plan": deployment.label,
-        })
+        self._steps.append(
+            {
+                "step": step,
+                "attempt": attempt,
+                "status": status,
+                "start_s": start,
+                "end_s": end,
+                "step_time_s": end - start,
+                "gpu_seconds": self._phase_gpu_s.get((step, attempt), 0.0),
+                "num_sequences": len(items),
+                "tokens": real,
+                "padded_tokens": padded,
+                "plan": deployment.label,
+            }
+        )
 
     def result(self, end_s: float, num_gpus: int) -> SimResult:
-        steps = pd.DataFrame(self._steps, columns=[
-            "step", "attempt", "status", "start_s", "end_s", "step_time_s", "gpu_seconds", "num_sequences",
-            "tokens", "padded_tokens", "plan"])
-        replicas = pd.DataFrame(self._replicas, columns=[*REPLICA_COLUMNS[:2], "attempt", *REPLICA_COLUMNS[2:],
-                                                         "gpus"])
-        tasks = pd.DataFrame([
-            {"task": t.name, "arrival_s": t.spec.arrival_s, "steps": self._done.get(t.name, (np.nan, 0))[1],
-             "completion_s": self._done.get(t.name, (np.nan, 0))[0]}
-            for t in self.workload
-        ])
+        steps = pd.DataFrame(
+            self._steps,
+            columns=[
+                "step",
+                "attempt",
+                "status",
+                "start_s",
+                "end_s",
+                "step_time_s",
+                "gpu_seconds",
+                "num_sequences",
+                "tokens",
+                "padded_tokens",
+                "plan",
+            ],
+        )
+        replicas = pd.DataFrame(
+            self._replicas, columns=[*REPLICA_COLUMNS[:2], "attempt", *REPLICA_COLUMNS[2:], "gpus"]
+        )
+        tasks = pd.DataFrame(
+            [
+                {
+                    "task": t.name,
+                    "arrival_s": t.spec.arrival_s,
+                    "steps": self._done.get(t.name, (np.nan, 0))[1],
+                    "completion_s": self._done.get(t.name, (np.nan, 0))[0],
+                }
+                for t in self.workload
+            ]
+        )
         events = pd.DataFrame(self._events, columns=["time_s", "kind", "detail"])
         ok = steps[steps["status"] == "ok"]
         rep_ok = replicas.merge(ok[["step", "attempt"]], on=["step", "attempt"])
@@ -127,8 +198,10 @@ class Recorder:
             "idle_ratio": idle_gpu_s / gpu_s if gpu_s else None,
             "failed_attempts": int((steps["status"] == "failed").sum()),
             "reconfigurations": int((events["kind"] == "reconfigure").sum()),
-            "task_completion_s": {row.task: (None if np.isnan(row.completion_s) else float(row.completion_s))
-                                  for row in tasks.itertuples()},
+            "task_completion_s": {
+                row.task: (None if np.isnan(row.completion_s) else float(row.completion_s))
+                for row in tasks.itertuples()
+            },
             "num_gpus": num_gpus,
         }
         return SimResult(steps, replicas, tasks, events, self._trace, summary)

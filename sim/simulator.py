@@ -53,8 +53,14 @@ class _State:
 
 
 class Simulator:
-    def __init__(self, workload: Workload, cost: CostModel, num_gpus: int, policy: Policy,
-                 config: SimConfig | None = None) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        cost: CostModel,
+        num_gpus: int,
+        policy: Policy,
+        config: SimConfig | None = None,
+    ) -> None:
         self.workload, self.policy = workload, policy
         self.config = config or SimConfig()
         self.cost = cost
@@ -71,16 +77,22 @@ class Simulator:
         alive = len(cluster.alive)
         if self.policy.plan is not None:
             if self.policy.plan.num_gpus > alive:
-                raise SimError(f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, "
-                               f"{alive} work")
+                raise SimError(
+                    f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, {alive} work"
+                )
             return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
-        result = get_planner(self.policy.planner, **self.policy.planner_config.__dict__).plan(active, cost, alive)
+        result = get_planner(self.policy.planner, **self.policy.planner_config.__dict__).plan(
+            active, cost, alive
+        )
         if result.plan is not None:
             phases = [Phase(result.plan, cost)]
         else:  # Task-Sequential: each task on its own plan, one after another
             phases = [
-                Phase(plan, cost.with_memory(workload_memory(Workload((active.task(name),)), cost.memory)),
-                      frozenset([name]))
+                Phase(
+                    plan,
+                    cost.with_memory(workload_memory(Workload((active.task(name),)), cost.memory)),
+                    frozenset([name]),
+                )
                 for name, plan in result.task_plans.items()
             ]
         return Deployment(phases, tasks, result.plan_str, result.step_time_s)
@@ -89,8 +101,10 @@ class Simulator:
     def run(self) -> SimResult:
         env = simpy.Environment()
         rec = Recorder(self.workload, trace_steps=self.config.trace_steps)
-        state = _State(Cluster(self.cost.gpu, self.num_gpus), pending_failures=sorted(
-            self.config.failures, key=lambda f: f.time_s))
+        state = _State(
+            Cluster(self.cost.gpu, self.num_gpus),
+            pending_failures=sorted(self.config.failures, key=lambda f: f.time_s),
+        )
         for f in state.pending_failures:
             if f.gpu >= self.num_gpus:
                 raise SimError(f"failure of GPU {f.gpu}: the cluster has GPUs 0..{self.num_gpus - 1}")
@@ -106,15 +120,20 @@ class Simulator:
         step = 0
         arrival = {t.name: t.spec.arrival_s for t in self.workload}
         while self.config.steps is None or step < self.config.steps:
-            active = frozenset(t.name for t in self.workload if arrival[t.name] <= env.now
-                               and not sampler.finished(t.name))
+            active = frozenset(
+                t.name for t in self.workload if arrival[t.name] <= env.now and not sampler.finished(t.name)
+            )
             if not active:
                 waiting = [arrival[n] for n in self.workload.names if arrival[n] > env.now]
                 if not waiting:
                     break
                 yield env.timeout(min(waiting) - env.now)
                 continue
-            if state.deployment is None or state.dirty or (self.config.replan and active != state.deployment.tasks):
+            if (
+                state.deployment is None
+                or state.dirty
+                or (self.config.replan and active != state.deployment.tasks)
+            ):
                 yield from self._redeploy(env, state, active, rec, step)
             order = [n for n in self.workload.names if n in active]
             items = [StepItem(t, n) for t, n in sampler.next_step(active=order)]
@@ -163,14 +182,18 @@ class Simulator:
         def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
             cms = [mb.to_costmodel() for mb in mbs]
             stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
-            crossings = [[phase.cost.p2p_s(config, mb, gbps) for mb in cms]
-                         for gbps in state.cluster.boundary_gbps(placements[r])]
+            crossings = [
+                [phase.cost.p2p_s(config, mb, gbps) for mb in cms]
+                for gbps in state.cluster.boundary_gbps(placements[r])
+            ]
             slow = self.config.straggler_slowdown if self.rng.random() < self.config.straggler_prob else 1.0
             yield from run_replica(env, run, r, config.pp, stage_s, crossings, self._slowdown(slow), log)
             finish[r] = env.now
 
-        procs = [env.process(replica_proc(r, c, dispatch.micro_batches[r]))
-                 for r, c in enumerate(phase.plan.replicas)]
+        procs = [
+            env.process(replica_proc(r, c, dispatch.micro_batches[r]))
+            for r, c in enumerate(phase.plan.replicas)
+        ]
         used = {g for p in placements for g in p.gpus}
         failure = self._next_failure(env, state)
         done = env.all_of(procs)
@@ -184,8 +207,10 @@ class Simulator:
                 return False
             state.dirty = True  # an idle GPU: finish the step, re-plan after it
             yield done
-        sync = max(phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
-                   for c in phase.plan.replicas)
+        sync = max(
+            phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
+            for c in phase.plan.replicas
+        )
         yield env.timeout(sync)
         rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
         return True
@@ -211,7 +236,9 @@ class Simulator:
         return fixed_mbs_dispatch(items, phase.plan, phase.cost, self.policy.mbs)
 
 
-def fixed_mbs_dispatch(items: list[StepItem], plan: DeploymentPlan, cost: CostModel, mbs: int) -> DispatchPlan:
+def fixed_mbs_dispatch(
+    items: list[StepItem], plan: DeploymentPlan, cost: CostModel, mbs: int
+) -> DispatchPlan:
     """What-if mode: sequences dealt round-robin over the replicas, every micro-batch holding `mbs` of them."""
     shares: list[list[int]] = [[] for _ in plan.replicas]
     for i in range(len(items)):
@@ -220,12 +247,14 @@ def fixed_mbs_dispatch(items: list[StepItem], plan: DeploymentPlan, cost: CostMo
     for config, share in zip(plan.replicas, shares, strict=True):
         mbs_here = []
         for k in range(0, len(share), mbs):
-            ids = tuple(share[k:k + mbs])
+            ids = tuple(share[k : k + mbs])
             lengths = tuple(items[i].length for i in ids)
             seq_len = max(lengths)
             if len(ids) * seq_len > cost.max_tokens(config):
-                raise SimError(f"a micro-batch of {mbs} x {seq_len} tokens does not fit {config} "
-                               f"(max_tokens {cost.max_tokens(config)})")
+                raise SimError(
+                    f"a micro-batch of {mbs} x {seq_len} tokens does not fit {config} "
+                    f"(max_tokens {cost.max_tokens(config)})"
+                )
             mbs_here.append(MicroBatchPlan(ids, lengths, seq_len))
         out.append(tuple(mbs_here))
     return DispatchPlan(plan, tuple(out))

@@ -1,0 +1,216 @@
+"""`lobra simulate` and `lobra compare`: the simulator from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from costmodel import CostModel, parse_plan
+from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands.plan import add_cost_arguments, cost_from_args
+from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
+from policies.dispatchers import DISPATCHERS, DispatcherConfig
+from policies.planners import PLANNERS
+from sim import Failure, Policy, SimConfig, SimError, Simulator
+from sim.compare import POLICIES, compare, reductions
+from traces import Task, TaskSpec, Trace, Workload
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="simulate a scenario (or a what-if plan on fixed-length data)")
+    add_scenario_arguments(p, positional=False)
+    add_cost_arguments(p)
+    p.add_argument("--planner", help=f"one of {', '.join(PLANNERS.names())} (default lobra-plus)")
+    p.add_argument("--dispatcher", help=f"one of {', '.join(DISPATCHERS.names())} (default: the planner's)")
+    p.add_argument(
+        "--plan", help="a fixed deployment plan instead of a planner, e.g. '<1,1>x6 <2,1>x1 <8,1>x1'"
+    )
+    p.add_argument(
+        "--packing", action="store_true", help="pack sequences instead of padding (with --dispatcher)"
+    )
+    p.add_argument(
+        "--workload", help="what-if data: fixed:LEN (every sequence LEN tokens; needs --global-batch)"
+    )
+    p.add_argument("--global-batch", type=int, help="sequences per step of the fixed workload")
+    p.add_argument("--mbs", type=int, help="every micro-batch holds this many sequences (what-if mode)")
+    p.add_argument("--steps", type=int, help="steps to simulate (default: every task to its end; what-if: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--jitter", type=float, default=0.0, help="sigma of lognormal noise on op times (default 0)"
+    )
+    p.add_argument("--straggler-prob", type=float, default=0.0, help="chance per step a replica runs slow")
+    p.add_argument("--reconfig-s", type=float, default=30.0, help="cost of changing the plan, s (default 30)")
+    p.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="TIME:GPU",
+        help="GPU fails at TIME seconds (repeatable)",
+    )
+    p.add_argument("--trace-steps", type=int, default=2, help="steps recorded in trace.json (default 2)")
+    p.add_argument("--out", help="write records, summary and trace here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("compare", help="baselines, ablations, LobRA and ours on one scenario, by simulation")
+    add_scenario_arguments(p, positional=False)
+    add_cost_arguments(p)
+    p.add_argument("--steps", type=int, default=10, help="simulated steps per policy (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ilp-time-limit", type=float, default=2.0, help="per integer programme, s (default 2)")
+    p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
+    p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+
+def fixed_workload(spec: str, global_batch: int | None, steps: int) -> Workload:
+    if not spec.startswith("fixed:"):
+        raise SimError(f"--workload must be fixed:LEN, got {spec!r}")
+    try:
+        length = int(spec.split(":", 1)[1])
+    except ValueError:
+        raise SimError(f"--workload fixed:LEN needs an integer length, got {spec!r}") from None
+    if length < 1:
+        raise SimError(f"--workload fixed:LEN needs a positive length, got {length}")
+    if not global_batch or global_batch < 1:
+        raise SimError("--workload fixed:LEN needs --global-batch B (a positive integer)")
+    trace = Trace(f"fixed-{length}", np.full(global_batch, length))
+    spec_ = TaskSpec(
+        name="fixed", trace=trace.name, global_batch_size=global_batch, max_len=length, steps=steps
+    )
+    return Workload((Task(spec_, trace),), source=spec)
+
+
+def cmd_simulate(args) -> int:
+    failures = []
+    for text in args.fail:
+        try:
+            t, g = text.split(":")
+            failures.append(Failure(float(t), int(g)))
+        except ValueError:
+            raise SimError(f"--fail must be TIME:GPU, got {text!r}") from None
+    if args.workload:
+        if not args.plan or not args.model or not args.gpu:
+            raise SimError("--workload fixed:LEN needs --plan, --model and --gpu")
+        plan = parse_plan(args.plan)
+        steps = args.steps or 1
+        workload = fixed_workload(args.workload, args.global_batch, steps)
+        cost = CostModel.build(args.model, args.gpu, profile=args.profile)
+        num_gpus, name = args.num_gpus or plan.num_gpus, args.workload
+    else:
+        scenario = scenario_from_args(args)
+        workload, cost, num_gpus, name = (
+            scenario.workload,
+            cost_from_args(args, scenario),
+            scenario.num_gpus,
+            scenario.name,
+        )
+        steps = args.steps
+    config = DispatcherConfig(packing=args.packing)
+    if args.plan:
+        policy = Policy(
+            "plan", args.dispatcher or "balanced", config, plan=parse_plan(args.plan), mbs=args.mbs
+        )
+    else:
+        policy = Policy.of_planner(
+            args.planner or "lobra-plus",
+            dispatcher=args.dispatcher,
+            dispatcher_config=config if args.dispatcher else None,
+        )
+        if args.mbs:
+            raise SimError("--mbs needs a fixed --plan")
+    sim = SimConfig(
+        steps=steps,
+        seed=args.seed,
+        jitter=args.jitter,
+        straggler_prob=args.straggler_prob,
+        reconfig_s=args.reconfig_s,
+        failures=tuple(failures),
+        trace_steps=args.trace_steps,
+        progress=not args.json,
+    )
+    result = Simulator(workload, cost, num_gpus, policy, sim).run()
+    if args.out:
+        result.write(args.out)
+    if args.json:
+        print_json(result.summary)
+    else:
+        s = result.summary
+        print(f"{name}: {s['steps']} steps on {num_gpus} x {cost.gpu.name}, policy {policy.name}")
+        for key in (
+            "plan",
+            "step_time_s",
+            "gpu_seconds_per_step",
+            "total_time_s",
+            "tokens_per_s",
+            "padding_ratio",
+            "idle_ratio",
+            "failed_attempts",
+            "reconfigurations",
+        ):
+            value = s[key]
+            print(f"  {key:22s} {value:.4g}" if isinstance(value, float) else f"  {key:22s} {value}")
+        if args.out:
+            print(f"wrote records, summary.json and trace.json under {args.out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    scenario = scenario_from_args(args)
+    if args.steps < 1:
+        raise SimError(f"--steps must be a positive integer, got {args.steps}")
+    cost = cost_from_args(args, scenario)
+    with tqdm(total=len(POLICIES), desc=f"compare {scenario.name}", disable=args.json) as bar:
+
+        def progress(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+        rows = compare(
+            scenario.workload,
+            cost,
+            scenario.num_gpus,
+            steps=args.steps,
+            seed=args.seed,
+            ilp_time_limit_s=args.ilp_time_limit,
+            workers=args.workers,
+            progress=progress,
+        )
+    table = reductions(rows)
+    if args.out:
+        from analysis.plots import plot_compare
+
+        out = Path(args.out)
+        df = pd.DataFrame(table)
+        atomic_write(out / "compare.csv", lambda p: df.to_csv(p, index=False))
+        atomic_write(out / "compare.json", lambda p: df.to_json(p, orient="records", indent=2))
+        title = (
+            f"{scenario.name}: {scenario.model} on {scenario.num_gpus} x {scenario.gpu}, {args.steps} steps"
+        )
+        atomic_write(out / "compare.png", lambda p: plot_compare(table, title, p))
+    if args.json:
+        print_json([r.to_dict() for r in rows])
+        return 0
+    df = pd.DataFrame(table)
+    df["plan"] = df["plan"].map(lambda p: p if len(p) <= 40 else p[:37] + "...")
+    print(
+        f"{scenario.name}: {scenario.model} on {scenario.num_gpus} x {scenario.gpu}, {args.steps} simulated steps"
+    )
+    print_table(
+        df.rename(
+            columns={
+                "vs_task-sequential_pct": "vs_seq_%",
+                "vs_task-fused_pct": "vs_fused_%",
+                "above_lower_bound_pct": "above_LB_%",
+            }
+        ),
+        floatfmt="{:.3g}",
+    )
+    if args.out:
+        print(f"wrote compare.csv, compare.json and compare.png under {args.out}")
+    return 0

@@ -1,0 +1,91 @@
+"""Compare the paper's baselines, its ablations, full LobRA and ours on one scenario, by simulation.
+
+task-sequential, task-fused: the baselines. lobra-length: LobRA's heterogeneous plan with length-based dispatch and
+fixed power-of-two buckets; lobra-balanced: the same plan with balanced dispatch; lobra: + dynamic bucketing (the
+full method); lobra-plus (ours): its own plan, packing and the fast balanced dispatcher. The ablations reuse the
+lobra plan, planned once. lower-bound: the workload's bound (policies/planners/base.py), as step time x GPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from costmodel import CostModel
+from policies.dispatchers import DispatcherConfig
+from policies.planners import get_planner
+from sim.config import Policy, SimConfig
+from sim.simulator import Simulator
+from traces import Workload
+
+POLICIES = ["task-sequential", "task-fused", "lobra-length", "lobra-balanced", "lobra", "lobra-plus"]
+POW2 = DispatcherConfig(bucketing="pow2")
+
+
+@dataclass
+class CompareRow:
+    policy: str
+    plan: str
+    step_time_s: float
+    gpu_seconds_per_step: float
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy,
+            "plan": self.plan,
+            "step_time_s": self.step_time_s,
+            "gpu_seconds_per_step": self.gpu_seconds_per_step,
+        }
+
+
+def compare(
+    workload: Workload,
+    cost: CostModel,
+    num_gpus: int,
+    steps: int = 10,
+    seed: int = 0,
+    ilp_time_limit_s: float = 2.0,
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[CompareRow]:
+    planner_opts = {"seed": seed} | ({} if workers is None else {"workers": workers})
+    config = SimConfig(steps=steps, seed=seed)
+    lobra = get_planner("lobra", **planner_opts, time_limit_s=ilp_time_limit_s).plan(workload, cost, num_gpus)
+    ilp = DispatcherConfig(time_limit_s=ilp_time_limit_s)
+    policies = {
+        "task-sequential": Policy.of_planner("task-sequential", **planner_opts),
+        "task-fused": Policy.of_planner("task-fused", **planner_opts),
+        "lobra-length": Policy("lobra-length", "length", POW2, plan=lobra.plan),
+        "lobra-balanced": Policy(
+            "lobra-balanced",
+            "balanced-ilp",
+            DispatcherConfig("pow2", time_limit_s=ilp_time_limit_s),
+            plan=lobra.plan,
+        ),
+        "lobra": Policy("lobra", "balanced-ilp", ilp, plan=lobra.plan),
+        "lobra-plus": Policy.of_planner("lobra-plus", **planner_opts),
+    }
+    rows = []
+    for name, policy in policies.items():
+        if progress:
+            progress(name)
+        summary = Simulator(workload, cost, num_gpus, policy, config).run().summary
+        rows.append(
+            CompareRow(name, summary["plan"], summary["step_time_s"], summary["gpu_seconds_per_step"])
+        )
+    bound = lobra.lower_bound_gpu_seconds
+    rows.append(CompareRow("lower-bound", "-", bound / num_gpus, bound))
+    return rows
+
+
+def reductions(rows: list[CompareRow]) -> list[dict]:
+    """Each row with its GPU-seconds reduction against both baselines and its gap to the lower bound (in %)."""
+    by = {r.policy: r.gpu_seconds_per_step for r in rows}
+    out = []
+    for r in rows:
+        d = r.to_dict()
+        for base in ("task-sequential", "task-fused"):
+            d[f"vs_{base}_pct"] = 100 * (1 - r.gpu_seconds_per_step / by[base])
+        d["above_lower_bound_pct"] = 100 * (r.gpu_seconds_per_step / by["lower-bound"] - 1)
+        out.append(d)
+    return out
