@@ -72,18 +72,22 @@ class AnalyticalLayerTime:
             tp for tp in (1, 2, 4, 8, 16) if tp <= self.gpu.gpus_per_node and self.model.num_heads % tp == 0
         ]
 
-    def _terms_ms(self, tp: int, tokens, attn_seq_sq) -> np.ndarray:
-        """Time in ms for `tokens` tokens whose attention work is sum(b s^2) = attn_seq_sq."""
-        m, g, e = self.model, self.gpu, self.eff
-        tokens = np.asarray(tokens, dtype=float)
-        attn_seq_sq = np.asarray(attn_seq_sq, dtype=float)
-        peak = g.peak_tflops * 1e12
-        shapes = m.linear_shapes
+    @functools.cached_property
+    def _shape_terms(self) -> tuple[int, int, int]:
+        """Base linear parameters, number of linears, LoRA parameters of one layer (cached: hot path)."""
+        shapes = self.model.linear_shapes
         p_lin = sum(i * o for i, o in shapes.values())
+        return p_lin, len(shapes), self.model.lora_params_per_layer(self.lora_rank, self.lora_targets)
+
+    def _terms_ms(self, tp: int, tokens, attn_seq_sq):
+        """Time in ms for `tokens` tokens whose attention work is sum(b s^2) = attn_seq_sq (floats or arrays)."""
+        m, g, e = self.model, self.gpu, self.eff
+        peak = g.peak_tflops * 1e12
+        p_lin, num_linear, lora_params = self._shape_terms
         gemm_flops = 4 * tokens * p_lin / tp
-        w_per_gemm = 2 * tokens * p_lin / tp / len(shapes)
+        w_per_gemm = 2 * tokens * p_lin / tp / num_linear
         eta = e.eta_max * w_per_gemm / (w_per_gemm + e.w_half_gflop * 1e9)
-        lora_flops = 6 * tokens * m.lora_params_per_layer(self.lora_rank, self.lora_targets)
+        lora_flops = 6 * tokens * lora_params
         attn_flops = 3.5 * 2 * attn_seq_sq * m.hidden_size / tp
         compute_s = (gemm_flops + lora_flops) / (peak * eta) + attn_flops / (peak * e.eta_attn)
         hbm_bytes = 2 * BF16_BYTES * p_lin / tp + ELEMENTWISE_BYTES_PER_TOKEN_H * m.hidden_size * tokens / tp
@@ -99,8 +103,7 @@ class AnalyticalLayerTime:
         return float(out) if np.ndim(out) == 0 else out
 
     def predict_packed_ms(self, tp: int, lengths) -> float:
-        lens = np.asarray(lengths, dtype=float)
-        return float(self._terms_ms(tp, lens.sum(), (lens**2).sum()))
+        return float(self._terms_ms(tp, float(sum(lengths)), float(sum(n * n for n in lengths))))
 
 
 def calibrate_efficiency(model: ModelSpec, gpu: GPUSpec, profile: pd.DataFrame) -> Efficiency:

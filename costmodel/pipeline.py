@@ -11,6 +11,7 @@ cost model's replica arithmetic and the simulator agree exactly. With equal micr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 # Backward of a layer with LoRA costs about twice its forward (input gradients through every GEMM, FlashAttention
@@ -34,36 +35,58 @@ def schedule(pp: int, num_mb: int) -> list[list[tuple[str, int]]]:
 def pipeline_makespan(stage_s: Sequence[float], p2p_s: Sequence[float], pp: int) -> float:
     """Finish time of the last op for micro-batches taking stage_s[m] per stage (forward+backward) and p2p_s[m] per
     boundary crossing, on pp stages."""
-    num_mb = len(stage_s)
-    if num_mb == 0:
+    if not stage_s:
         return 0.0
     if pp == 1:
         return float(sum(stage_s))
-    fwd = [s * FORWARD_SHARE for s in stage_s]
-    bwd = [s - f for s, f in zip(stage_s, fwd, strict=True)]
+    fwd = [[s * FORWARD_SHARE for s in stage_s]] * pp
+    bwd = [[s * (1 - FORWARD_SHARE) for s in stage_s]] * pp
+    return max(end for *_, end in pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1)))
+
+
+@functools.lru_cache(maxsize=256)
+def _op_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int], ...]:
+    """A topological order of the schedule's ops: (is_backward, stage, micro-batch) sorted by start time with unit
+    op times. Every dependency starts at least one unit earlier, so one pass in this order sees it finished."""
     ops = schedule(pp, num_mb)
-    done: dict[tuple[str, int, int], float] = {}
-    pos = [0] * pp
-    clock = [0.0] * pp
-    remaining = sum(len(o) for o in ops)
-    while remaining:
-        progressed = False
+    tick: dict[tuple[int, int, int], int] = {}
+    pos, clock = [0] * pp, [0] * pp
+    while any(pos[k] < len(ops[k]) for k in range(pp)):
         for k in range(pp):
             while pos[k] < len(ops[k]):
                 kind, m = ops[k][pos[k]]
-                if kind == "F":
-                    dep = 0.0 if k == 0 else done.get(("F", k - 1, m))
-                    ready = None if dep is None else dep + (p2p_s[m] if k else 0.0)
+                b = kind == "B"
+                if not b:
+                    dep = -1 if k == 0 else tick.get((0, k - 1, m))
                 else:
-                    dep = done.get(("F", k, m)) if k == pp - 1 else done.get(("B", k + 1, m))
-                    ready = None if dep is None else dep + (p2p_s[m] if k < pp - 1 else 0.0)
-                if ready is None:
+                    dep = tick.get((0, k, m)) if k == pp - 1 else tick.get((1, k + 1, m))
+                if dep is None:
                     break
-                start = max(clock[k], ready)
-                clock[k] = done[(kind, k, m)] = start + (fwd[m] if kind == "F" else bwd[m])
+                tick[(b, k, m)] = clock[k] = max(clock[k], dep + 1)
+                clock[k] += 1
                 pos[k] += 1
-                remaining -= 1
-                progressed = True
-        if not progressed:  # pragma: no cover - the schedule is deadlock-free
-            raise RuntimeError("1F1B schedule deadlocked")
-    return max(clock)
+    return tuple(sorted(tick, key=lambda op: (tick[op], op[1])))
+
+
+def pipeline_timeline(
+    fwd_s: Sequence[Sequence[float]], bwd_s: Sequence[Sequence[float]], crossing_s: Sequence[Sequence[float]]
+) -> list[tuple[str, int, int, float, float]]:
+    """(kind, stage, micro-batch, start, end) of every op, for per-stage op durations fwd_s[k][m], bwd_s[k][m]
+    and per-boundary transfer times crossing_s[k][m] (boundary k joins stages k and k+1)."""
+    pp, num_mb = len(fwd_s), len(fwd_s[0])
+    f_end = [[0.0] * num_mb for _ in range(pp)]
+    b_end = [[0.0] * num_mb for _ in range(pp)]
+    clock = [0.0] * pp
+    out = []
+    for b, k, m in _op_order(pp, num_mb):
+        if not b:
+            ready = f_end[k - 1][m] + crossing_s[k - 1][m] if k else 0.0
+            start = clock[k] if clock[k] > ready else ready
+            clock[k] = f_end[k][m] = start + fwd_s[k][m]
+            out.append(("F", k, m, start, clock[k]))
+        else:
+            ready = f_end[k][m] if k == pp - 1 else b_end[k + 1][m] + crossing_s[k][m]
+            start = clock[k] if clock[k] > ready else ready
+            clock[k] = b_end[k][m] = start + bwd_s[k][m]
+            out.append(("B", k, m, start, clock[k]))
+    return out

@@ -2,12 +2,13 @@
 
 Padded (the paper): sequences grouped by padded length; per length, full micro-batches of floor(max_tokens / s)
 sequences, the remainder one smaller micro-batch. Grouping by length alone merges remainders of the same length
-across tasks. Longest micro-batches first. Packed (ours): first-fit decreasing of the real lengths into micro-batches
+across tasks. Longest micro-batches first. Packed (ours): best-fit decreasing of the real lengths into micro-batches
 of at most max_tokens tokens, no padding.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -39,22 +40,23 @@ def padded_micro_batches(
 def packed_micro_batches(
     items: Sequence[int], lengths: Sequence[int], max_tokens: int
 ) -> list[MicroBatchPlan]:
-    """First-fit decreasing into bins of max_tokens tokens."""
+    """Best-fit decreasing into bins of max_tokens tokens: each sequence, longest first, goes to the fullest
+    micro-batch that still has room for it (a sorted list of free space, so O(log bins) per sequence)."""
     order = sorted(range(len(items)), key=lambda k: -lengths[k])
     bins: list[list[int]] = []
-    room: list[int] = []
+    free: list[tuple[int, int]] = []  # (room, bin), sorted
     for k in order:
         n = int(lengths[k])
         if n > max_tokens:
             raise PolicyError(f"a sequence of {n} tokens does not fit a micro-batch of {max_tokens} tokens")
-        for b, free in enumerate(room):
-            if n <= free:
-                bins[b].append(k)
-                room[b] -= n
-                break
+        i = bisect.bisect_left(free, (n, -1))
+        if i < len(free):
+            room, b = free.pop(i)
         else:
-            bins.append([k])
-            room.append(max_tokens - n)
+            room, b = max_tokens, len(bins)
+            bins.append([])
+        bins[b].append(k)
+        bisect.insort(free, (room - n, b))
     return [
         MicroBatchPlan(
             tuple(items[k] for k in b),
@@ -64,9 +66,3 @@ def packed_micro_batches(
         )
         for b in bins
     ]
-
-
-def chunk_costs(per_seq_s: float, per_mb_s: float, count: int, per_mb: int) -> float:
-    """Time of `count` sequences of one padded length on one replica: full micro-batches plus the remainder."""
-    full, rest = divmod(count, per_mb)
-    return count * per_seq_s + (full + (1 if rest else 0)) * per_mb_s

@@ -27,7 +27,7 @@ class StepItem:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MicroBatchPlan:
     """Sequences run together on one replica: `items` index the step's items, `lengths` are their lengths as run
     (after truncation), padded to `seq_len` unless `packed`."""

@@ -36,6 +36,7 @@ class SimConfig:
     replan: bool = True  # re-plan when tasks join or leave
     failures: tuple[Failure, ...] = ()
     trace_steps: int = 0  # steps whose every op goes into the Chrome trace
+    pipeline: str = "closed-form"  # or "events": one SimPy process per stage (sim/replica.py)
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class SimConfig:
             raise SimError(f"steps must be a positive integer, got {self.steps!r}")
         if self.jitter < 0 or not 0 <= self.straggler_prob <= 1 or self.straggler_slowdown < 1:
             raise SimError("jitter must be >= 0, straggler_prob in [0, 1] and straggler_slowdown >= 1")
+        if self.pipeline not in ("closed-form", "events"):
+            raise SimError(f"pipeline must be closed-form or events, got {self.pipeline!r}")
         if self.reconfig_s < 0:
             raise SimError(f"reconfig_s must be >= 0, got {self.reconfig_s!r}")
 

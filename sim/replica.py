@@ -1,9 +1,12 @@
 """One replica running its share of a step, as SimPy processes.
 
-pp = 1: the micro-batches run back to back, one timeout each (forward and backward together).
-pp > 1: one process per pipeline stage running the 1F1B schedule of costmodel/pipeline.py; a forward waits for the
-previous stage's activations, a backward for the next stage's gradients, and each crossing takes the boundary's link
-time. With no jitter the timeline equals costmodel.pipeline.pipeline_makespan exactly.
+"events" mode: pp = 1 runs the micro-batches back to back, one timeout each; pp > 1 runs one process per pipeline
+stage through the 1F1B schedule of costmodel/pipeline.py: a forward waits for the previous stage's activations, a
+backward for the next stage's gradients, each crossing takes the boundary's link time.
+"closed-form" mode (the default): the same schedule's timeline computed directly (costmodel.pipeline.
+pipeline_timeline) with the same per-op durations, then one timeout for the replica. Both give the same timeline up to
+float rounding (a test checks it); closed-form needs ~50x fewer events, which is what makes 1,000 steps of a
+64-GPU, 12-tenant cluster take seconds rather than minutes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import simpy
 
-from costmodel.pipeline import FORWARD_SHARE, schedule
+from costmodel.pipeline import FORWARD_SHARE, pipeline_timeline, schedule
 
 
 @dataclass
@@ -42,9 +45,13 @@ def run_replica(
     crossing_s: list[list[float]],
     slowdown: Callable[[], float],
     log: list[OpRecord] | None,
+    events: bool = False,
 ):
     """Process: run stage_s[m] per micro-batch on pp stages; crossing_s[k][m] is the transfer across boundary k
     (between stage k and k+1) for micro-batch m. slowdown() draws a multiplicative factor per op (jitter)."""
+    if not events:
+        yield from _closed_form(env, attempt, replica, pp, stage_s, crossing_s, slowdown, log)
+        return
     if pp == 1:
         for m, t in enumerate(stage_s):
             start = env.now
@@ -81,3 +88,20 @@ def run_replica(
 
     stages = [env.process(stage(k, ops)) for k, ops in enumerate(schedule(pp, num_mb))]
     yield env.all_of(stages)
+
+
+def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_s, crossing_s, slowdown, log):
+    start = env.now
+    if pp == 1:
+        timeline, t = [], 0.0
+        for m, d in enumerate(stage_s):
+            timeline.append(("FB", 0, m, t, t + d * slowdown()))
+            t = timeline[-1][4]
+    else:
+        fwd = [[d * FORWARD_SHARE * slowdown() for d in stage_s] for _ in range(pp)]
+        bwd = [[d * (1 - FORWARD_SHARE) * slowdown() for d in stage_s] for _ in range(pp)]
+        timeline = pipeline_timeline(fwd, bwd, crossing_s)
+    yield env.timeout(max((end for *_, end in timeline), default=0.0))
+    if attempt.aborted or log is None:
+        return
+    log.extend(OpRecord(replica, k, kind, m, start + a, start + b) for kind, k, m, a, b in timeline)

@@ -15,6 +15,7 @@ import simpy
 from tqdm import tqdm
 
 from costmodel import CostModel, DeploymentPlan, ParallelConfig
+from costmodel.cost_model import P2P_LATENCY_S
 from policies.dispatchers import get_dispatcher
 from policies.planners import get_planner
 from policies.planners.base import workload_memory
@@ -182,12 +183,23 @@ class Simulator:
         def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
             cms = [mb.to_costmodel() for mb in mbs]
             stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
+            sent = [phase.cost.p2p_s(config, mb, 1.0) - P2P_LATENCY_S for mb in cms]  # seconds at 1 GB/s
             crossings = [
-                [phase.cost.p2p_s(config, mb, gbps) for mb in cms]
+                [b / gbps + P2P_LATENCY_S for b in sent]
                 for gbps in state.cluster.boundary_gbps(placements[r])
             ]
             slow = self.config.straggler_slowdown if self.rng.random() < self.config.straggler_prob else 1.0
-            yield from run_replica(env, run, r, config.pp, stage_s, crossings, self._slowdown(slow), log)
+            yield from run_replica(
+                env,
+                run,
+                r,
+                config.pp,
+                stage_s,
+                crossings,
+                self._slowdown(slow),
+                log,
+                events=self.config.pipeline == "events",
+            )
             finish[r] = env.now
 
         procs = [

@@ -47,10 +47,14 @@ class BalancedDispatcher(Dispatcher):
                 )
             # Identical replicas and whole micro-batches: a job adds exactly its own time, so a heap suffices.
             heap = [(0.0, r) for r in targets]
+            given: dict[int, dict[int, int]] = {r: {} for r in targets}
             for job_s, s, size in sorted(jobs, reverse=True):
                 load, r = heapq.heappop(heap)
-                loads.add(r, s, size)
+                given[r][s] = given[r].get(s, 0) + size
                 heapq.heappush(heap, (load + job_s, r))
+            for r, share_r in given.items():
+                for s, n in share_r.items():
+                    loads.add(r, s, n)
         improve(loads)
         return loads.counts
 
@@ -80,10 +84,10 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
         current = totals[src]
         best = None
         for s, n in loads.counts[src].items():
-            per_mb = loads.table.length_cost(loads.replicas[src], s).per_mb
+            per_mb = loads.length_cost(src, s).per_mb
             sizes = {1, n, min(n, per_mb), n % per_mb or min(n, per_mb)}
             for dst in range(n_rep):
-                dst_cost = loads.table.length_cost(loads.replicas[dst], s)
+                dst_cost = loads.length_cost(dst, s)
                 if dst == src or dst_cost is None:
                     continue
                 # also whatever completes the receiver's partial micro-batch of this length

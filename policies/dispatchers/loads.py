@@ -1,8 +1,12 @@
-"""Replica loads under an assignment, estimated with the cost tables (what greedy dispatchers balance)."""
+"""Replica loads under an assignment, estimated with the cost tables (what greedy dispatchers balance).
+
+On the dispatch hot path: length costs are cached per replica (no config hashing per call), and the 1F1B bubble of
+each replica (its largest micro-batch) is cached until that replica's assignment changes.
+"""
 
 from __future__ import annotations
 
-from policies.costs import CostTable
+from policies.costs import CostTable, LengthCost
 
 
 class ReplicaLoads:
@@ -10,9 +14,17 @@ class ReplicaLoads:
         self.replicas, self.table = replicas, table
         self.counts: list[dict[int, int]] = [{} for _ in replicas]
         self._work = [0.0] * len(replicas)
+        self._costs: list[dict[int, LengthCost | None]] = [{} for _ in replicas]
+        self._largest: list[float | None] = [0.0] * len(replicas)
+
+    def length_cost(self, r: int, s: int) -> LengthCost | None:
+        costs = self._costs[r]
+        if s not in costs:
+            costs[s] = self.table.length_cost(self.replicas[r], s)
+        return costs[s]
 
     def group_s(self, r: int, s: int, n: int) -> float:
-        return self.table.length_cost(self.replicas[r], s).time_s(n)
+        return self.length_cost(r, s).time_s(n)
 
     def delta(self, r: int, s: int, dn: int) -> float:
         n = self.counts[r].get(s, 0)
@@ -25,19 +37,31 @@ class ReplicaLoads:
             self.counts[r][s] = n
         else:
             self.counts[r].pop(s, None)
+        self._largest[r] = None
+
+    def _mb_s(self, r: int, s: int, n: int) -> float:
+        """The stage time of the largest micro-batch of n sequences of length s."""
+        lc = self.length_cost(r, s)
+        return lc.beta_s + lc.alpha_s * min(n, lc.per_mb) if n > 0 else 0.0
 
     def bubble(self, r: int, extra: tuple[int, int] | None = None) -> float:
-        """1F1B fill and drain: (pp - 1) x the largest micro-batch's stage time."""
+        """1F1B fill and drain: about (pp - 1) x the largest micro-batch's stage time."""
         pp = self.replicas[r].pp
         if pp == 1:
             return 0.0
-        largest = 0.0
-        groups = dict(self.counts[r])
+        if self._largest[r] is None:
+            self._largest[r] = max((self._mb_s(r, s, n) for s, n in self.counts[r].items()), default=0.0)
+        largest = self._largest[r]
         if extra:
-            groups[extra[0]] = groups.get(extra[0], 0) + extra[1]
-        for s, n in groups.items():
-            lc = self.table.length_cost(self.replicas[r], s)
-            largest = max(largest, lc.beta_s + lc.alpha_s * min(n, lc.per_mb))
+            s, dn = extra
+            n = self.counts[r].get(s, 0)
+            if dn > 0:
+                largest = max(largest, self._mb_s(r, s, n + dn))
+            elif self._mb_s(r, s, n) >= largest:  # shrinking the largest group: look at all of them again
+                largest = max(
+                    (self._mb_s(r, g, c + (dn if g == s else 0)) for g, c in self.counts[r].items()),
+                    default=0.0,
+                )
         return (pp - 1) * largest
 
     def total(self, r: int) -> float:

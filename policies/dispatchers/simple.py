@@ -47,7 +47,7 @@ def fill_least_loaded(loads: ReplicaLoads, targets: list[int], s: int, count: in
     finish it earliest."""
     left = count
     while left:
-        chunks = {r: min(left, loads.table.length_cost(loads.replicas[r], s).per_mb) for r in targets}
+        chunks = {r: min(left, loads.length_cost(r, s).per_mb) for r in targets}
         r = min(targets, key=lambda r: loads.total_if(r, s, chunks[r]))
         loads.add(r, s, chunks[r])
         left -= chunks[r]

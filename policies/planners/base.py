@@ -29,13 +29,16 @@ class PlannerConfig:
     num_buckets: int = DEFAULT_NUM_BUCKETS
     filter_ratio: float = 1.15  # keep plans whose bound is within this factor of the best bound
     keep_at_least: int = 4
+    max_scored: int = (
+        12  # lobra-plus scores at most this many plans (best bounds first) by dispatching samples
+    )
     window: int = 2  # replica counts explored around the fluid optimum (large clusters)
     full_enumeration_gpus: int = 16  # up to this many GPUs, enumerate every plan of the proposed configs
     time_limit_s: float = 10.0  # per integer programme
     workers: int = min(4, os.cpu_count() or 1)  # processes scoring the surviving plans
 
     def __post_init__(self) -> None:
-        for key in ("sample_steps", "num_buckets", "keep_at_least", "workers"):
+        for key in ("sample_steps", "num_buckets", "keep_at_least", "max_scored", "workers"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise PolicyError(f"planner {key} must be a positive integer, got {value!r}")

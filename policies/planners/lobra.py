@@ -74,7 +74,7 @@ class LobraPlanner(Planner):
         else:
             survivors = plans
         times = self.score(survivors, counts, sample, table)
-        best_plan = min(survivors, key=lambda p: (times[p], str(p)))
+        best_plan = min(times, key=lambda p: (times[p], str(p)))
         return SearchResult(best_plan, times[best_plan], plans_considered=len(plans))
 
     def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int):
@@ -110,6 +110,8 @@ class LobraPlusPlanner(LobraPlanner):
     dispatcher_config = DispatcherConfig(packing=True)
 
     def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, float]:
+        # Dispatching every sample step on every survivor is the expensive part: keep the best bounds only.
+        plans = plans[: self.config.max_scored]
         jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
         return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True))
 
