@@ -71,6 +71,11 @@ class Recorder:
     def event(self, time_s: float, kind: str, detail: str) -> None:
         self._events.append({"time_s": time_s, "kind": kind, "detail": detail})
 
+    def lost(self, step: int, attempt: int, gpu_seconds: float) -> None:
+        """GPU time spent on an attempt that a failure threw away."""
+        key = (step, attempt)
+        self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + gpu_seconds
+
     def task_done(self, name: str, time_s: float, steps: int) -> None:
         self._done[name] = (time_s, steps)
 
@@ -197,6 +202,7 @@ class Recorder:
             "padding_ratio": float(1 - ok["tokens"].sum() / ok["padded_tokens"].sum()) if len(ok) else None,
             "idle_ratio": idle_gpu_s / gpu_s if gpu_s else None,
             "failed_attempts": int((steps["status"] == "failed").sum()),
+            "gpu_seconds_lost": float(steps.loc[steps["status"] == "failed", "gpu_seconds"].sum()),
             "reconfigurations": int((events["kind"] == "reconfigure").sum()),
             "task_completion_s": {
                 row.task: (None if np.isnan(row.completion_s) else float(row.completion_s))

@@ -25,6 +25,7 @@ from sim.config import Policy, SimConfig
 from sim.errors import SimError
 from sim.records import Recorder, SimResult
 from sim.replica import Attempt, OpRecord, run_replica
+from sim.whatif import fixed_mbs_dispatch
 from traces import StepSampler, Workload
 
 
@@ -110,8 +111,13 @@ class Simulator:
             if f.gpu >= self.num_gpus:
                 raise SimError(f"failure of GPU {f.gpu}: the cluster has GPUs 0..{self.num_gpus - 1}")
         sampler = StepSampler(self.workload, seed=self.config.seed, mode=self.config.sampling)
-        total = self.config.steps or max(t.num_steps for t in self.workload)
-        bar = tqdm(total=total, desc="simulate", disable=not self.config.progress, leave=False)
+        bar = tqdm(
+            total=self.config.steps,
+            desc="simulate",
+            unit="step",
+            disable=not self.config.progress,
+            leave=False,
+        )
         main = env.process(self._main(env, state, sampler, rec, bar))
         env.run(until=main)  # leftover failure timers past the last step do not count
         bar.close()
@@ -216,6 +222,7 @@ class Simulator:
             rec.event(env.now, "failure", f"GPU {gpu}")
             state.cluster = state.cluster.without(gpu)
             if gpu in used:
+                rec.lost(step, attempt, (env.now - start) * phase.plan.num_gpus)
                 return False
             state.dirty = True  # an idle GPU: finish the step, re-plan after it
             yield done
@@ -246,27 +253,3 @@ class Simulator:
         if self.policy.mbs is None:
             return self.dispatcher.dispatch(items, phase.plan, phase.cost, overflow)
         return fixed_mbs_dispatch(items, phase.plan, phase.cost, self.policy.mbs)
-
-
-def fixed_mbs_dispatch(
-    items: list[StepItem], plan: DeploymentPlan, cost: CostModel, mbs: int
-) -> DispatchPlan:
-    """What-if mode: sequences dealt round-robin over the replicas, every micro-batch holding `mbs` of them."""
-    shares: list[list[int]] = [[] for _ in plan.replicas]
-    for i in range(len(items)):
-        shares[i % plan.num_replicas].append(i)
-    out = []
-    for config, share in zip(plan.replicas, shares, strict=True):
-        mbs_here = []
-        for k in range(0, len(share), mbs):
-            ids = tuple(share[k : k + mbs])
-            lengths = tuple(items[i].length for i in ids)
-            seq_len = max(lengths)
-            if len(ids) * seq_len > cost.max_tokens(config):
-                raise SimError(
-                    f"a micro-batch of {mbs} x {seq_len} tokens does not fit {config} "
-                    f"(max_tokens {cost.max_tokens(config)})"
-                )
-            mbs_here.append(MicroBatchPlan(ids, lengths, seq_len))
-        out.append(tuple(mbs_here))
-    return DispatchPlan(plan, tuple(out))

@@ -112,6 +112,14 @@ for _defn in [
         16,
     ),
     ScenarioDef(
+        "online-7b",
+        "online tenants on Llama-2-7B: 2 tasks at once, 2 arriving later, each leaving after its steps",
+        "online-7b.yaml",
+        "llama2-7b",
+        "a100-40gb",
+        16,
+    ),
+    ScenarioDef(
         "tiny-cpu",
         "executor validation on a CPU: the tiny model, 4 ranks, 3 small real-trace tasks",
         "tiny-cpu.yaml",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -17,7 +16,7 @@ from policies.dispatchers import DISPATCHERS, DispatcherConfig
 from policies.planners import PLANNERS
 from sim import Failure, Policy, SimConfig, SimError, Simulator
 from sim.compare import POLICIES, compare, reductions
-from traces import Task, TaskSpec, Trace, Workload
+from sim.whatif import fixed_workload
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,24 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
-
-
-def fixed_workload(spec: str, global_batch: int | None, steps: int) -> Workload:
-    if not spec.startswith("fixed:"):
-        raise SimError(f"--workload must be fixed:LEN, got {spec!r}")
-    try:
-        length = int(spec.split(":", 1)[1])
-    except ValueError:
-        raise SimError(f"--workload fixed:LEN needs an integer length, got {spec!r}") from None
-    if length < 1:
-        raise SimError(f"--workload fixed:LEN needs a positive length, got {length}")
-    if not global_batch or global_batch < 1:
-        raise SimError("--workload fixed:LEN needs --global-batch B (a positive integer)")
-    trace = Trace(f"fixed-{length}", np.full(global_batch, length))
-    spec_ = TaskSpec(
-        name="fixed", trace=trace.name, global_batch_size=global_batch, max_len=length, steps=steps
-    )
-    return Workload((Task(spec_, trace),), source=spec)
 
 
 def cmd_simulate(args) -> int:

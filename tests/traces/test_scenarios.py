@@ -14,6 +14,7 @@ EXPECTED = {
     "paper-70b": ("llama2-70b", "a800-80gb", 64, 12),
     "paper-70b-4task": ("llama2-70b", "a800-80gb", 64, 4),
     "real-7b": ("llama2-7b", "a100-40gb", 16, 6),
+    "online-7b": ("llama2-7b", "a100-40gb", 16, 4),
     "tiny-cpu": ("tiny", "cpu", 4, 3),
 }
 

@@ -1,0 +1,154 @@
+"""Whole simulations: conservation, determinism, tenants over time, faults, outputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from costmodel import CostModel, parse_plan
+from policies.dispatchers import DispatcherConfig
+from sim import Cluster, Failure, Policy, SimConfig, SimError, Simulator
+from traces import StepSampler, load_scenario, parse_workload
+
+REAL = load_scenario("real-7b")
+COST = CostModel.build("llama2-7b", "a100-40gb")
+PLAN = parse_plan("<1,1>x6 <2,1>x1 <8,1>x1")
+
+
+def simulate(policy, steps=3, workload=REAL.workload, **config):
+    return Simulator(workload, COST, 16, policy, SimConfig(steps=steps, **config)).run()
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_every_sampled_token_is_processed_once(packing):
+    policy = Policy("p", "balanced", DispatcherConfig(packing=packing), plan=PLAN)
+    result = simulate(policy)
+    sampler = StepSampler(REAL.workload, seed=0)
+    for step in range(3):
+        # the same sampler and seed give the step's sequences; real-7b truncates long ones at 16K itself
+        lengths = [n for _, n in sampler.next_step()]
+        replicas = result.replicas[result.replicas["step"] == step]
+        assert replicas["tokens"].sum() == sum(lengths)
+        assert result.steps.loc[step, "num_sequences"] == len(lengths)
+        assert (replicas["padded_tokens"] >= replicas["tokens"]).all()
+        if packing:
+            assert (replicas["padded_tokens"] == replicas["tokens"]).all()
+    # a replica is busy at most the whole step
+    assert ((result.replicas["idle_s"] >= -1e-12) & (result.replicas["busy_s"] > 0)).all()
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    policy = Policy("p", "balanced", plan=PLAN)
+    a = simulate(policy, jitter=0.1, straggler_prob=0.2, seed=7)
+    b = simulate(policy, jitter=0.1, straggler_prob=0.2, seed=7)
+    c = simulate(policy, jitter=0.1, straggler_prob=0.2, seed=8)
+    pd.testing.assert_frame_equal(a.steps, b.steps)
+    pd.testing.assert_frame_equal(a.replicas, b.replicas)
+    assert not np.allclose(a.steps["step_time_s"], c.steps["step_time_s"])
+
+
+def test_jitter_keeps_the_mean_and_stragglers_slow_down():
+    policy = Policy("p", "balanced", plan=PLAN)
+    base = simulate(policy, steps=6).summary["step_time_s"]
+    jittered = simulate(policy, steps=6, jitter=0.05, seed=1).summary["step_time_s"]
+    slow = simulate(policy, steps=6, straggler_prob=1.0, straggler_slowdown=1.5).summary["step_time_s"]
+    assert jittered == pytest.approx(base, rel=0.1)
+    assert slow == pytest.approx(1.5 * base, rel=0.02)  # every replica 1.5x slower; sync unchanged
+
+
+def test_online_tenants_arrive_leave_and_trigger_replanning():
+    scenario = load_scenario("online-7b")
+    result = Simulator(
+        scenario.workload,
+        COST,
+        16,
+        Policy.of_planner("lobra-plus", sample_steps=2, workers=1),
+        SimConfig(reconfig_s=5.0),
+    ).run()
+    tasks = result.tasks.set_index("task")
+    for task in scenario.workload:
+        assert tasks.loc[task.name, "steps"] == task.num_steps  # every task ran exactly its steps
+        assert tasks.loc[task.name, "completion_s"] > task.spec.arrival_s
+    # no step trained a task before it arrived
+    steps = result.steps[result.steps["status"] == "ok"]
+    assert steps["start_s"].is_monotonic_increasing
+    late = scenario.workload.task("alpacaeval").spec.arrival_s
+    assert tasks.loc["alpacaeval", "completion_s"] - late > 0
+    reconfigs = result.events[result.events["kind"] == "reconfigure"]
+    assert len(reconfigs) == result.summary["reconfigurations"] >= 2
+    assert result.summary["total_time_s"] >= steps["step_time_s"].sum() + 5.0 * len(reconfigs) - 1e-6
+
+
+def test_a_failed_gpu_loses_the_step_which_is_retried_on_a_new_plan():
+    policy = Policy.of_planner("lobra-plus", sample_steps=2, workers=1)
+    clean = simulate(policy, steps=4)
+    t_fail = clean.steps.loc[1, "start_s"] + 0.5 * clean.steps.loc[1, "step_time_s"]
+    result = simulate(policy, steps=4, failures=(Failure(t_fail, 3),), reconfig_s=20.0)
+    steps = result.steps
+    failed = steps[steps["status"] == "failed"]
+    assert len(failed) == 1 and failed.iloc[0]["step"] == 1
+    lost = (t_fail - failed.iloc[0]["start_s"]) * parse_plan(failed.iloc[0]["plan"]).num_gpus
+    assert failed.iloc[0]["gpu_seconds"] == pytest.approx(lost)
+    assert result.summary["gpu_seconds_lost"] == pytest.approx(lost)
+    ok = steps[steps["status"] == "ok"]
+    assert ok["step"].tolist() == [0, 1, 2, 3]  # nothing lost, nothing trained twice
+    # the retried step trains the very same sequences
+    assert failed.iloc[0]["num_sequences"] == ok[ok["step"] == 1].iloc[0]["num_sequences"]
+    assert ok[ok["step"] == 1].iloc[0]["tokens"] == clean.steps.loc[1, "tokens"]
+    retry = ok[ok["step"] == 1].iloc[0]
+    assert retry["start_s"] == pytest.approx(t_fail + 20.0)
+    assert result.events["kind"].tolist()[:3] == ["plan", "failure", "reconfigure"]
+    # the new plan avoids the dead GPU: 15 GPUs left
+    assert parse_plan(ok.iloc[-1]["plan"]).num_gpus <= 15
+
+
+def test_fixed_plan_that_does_not_fit_is_refused():
+    with pytest.raises(SimError, match="does not fit"):
+        Simulator(REAL.workload, COST, 8, Policy("p", "balanced", plan=parse_plan("<8,1>x1 <4,1>x1")))
+
+
+def test_placement_keeps_tp_in_a_node_and_links_are_right():
+    cluster = Cluster(COST.gpu, 16)
+    places = cluster.place(parse_plan("<1,1>x6 <2,1>x1 <8,1>x1"))
+    for p in places:
+        for stage in p.stages:
+            assert len({g // 8 for g in stage}) == 1  # TP inside a node
+    assert sorted(g for p in places for g in p.gpus) == list(range(16))
+    assert cluster.link_gbps(0, 1) == COST.gpu.nvlink_gbps
+    assert cluster.link_gbps(0, 9) == COST.gpu.network_gbps
+    with pytest.raises(SimError, match="no node has 8 free GPUs"):
+        Cluster(COST.gpu, 16).without(3).place(parse_plan("<8,1>x2"))
+
+
+def test_outputs_are_files_users_can_load(tmp_path):
+    result = simulate(Policy("p", "balanced", plan=PLAN), steps=2, trace_steps=1)
+    result.write(tmp_path)
+    replicas = pd.read_parquet(tmp_path / "replicas.parquet")
+    for col in ("step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"):
+        assert col in replicas.columns
+    assert len(pd.read_csv(tmp_path / "steps.csv")) == 2
+    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    spans = [e for e in trace if e["ph"] == "X"]
+    assert spans and all(e["dur"] > 0 for e in spans)
+    assert {e["pid"] for e in spans} == set(range(8))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["plan"] == str(PLAN)
+
+
+def test_task_sequential_runs_the_tasks_one_after_another():
+    workload = parse_workload(
+        {
+            "tasks": [
+                {"name": "a", "trace": "gsm8k_train", "global_batch_size": 32, "max_len": 1024},
+                {"name": "b", "trace": "codealpaca_2k", "global_batch_size": 32, "max_len": 1024},
+            ]
+        }
+    )
+    seq = simulate(
+        Policy.of_planner("task-sequential", sample_steps=2, workers=1), steps=2, workload=workload
+    )
+    reps = seq.replicas[seq.replicas["step"] == 0]
+    # two phases, one per task, each on its own plan over the cluster
+    assert reps["tokens"].sum() == seq.steps.loc[0, "tokens"]
+    assert seq.steps.loc[0, "gpu_seconds"] == pytest.approx(seq.steps.loc[0, "step_time_s"] * 16)
