@@ -13,11 +13,12 @@ def test_padded_full_micro_batches_then_remainder_largest_first():
     assert {i: n for mb in mbs for i, n in zip(mb.items, mb.lengths, strict=True)} == dict(enumerate(lengths))
 
 
-def test_packed_first_fit_decreasing_never_overflows():
+def test_packed_best_fit_decreasing_never_overflows():
     lengths = [1500, 900, 700, 600, 300, 100, 2000]
     mbs = packed_micro_batches(list(range(7)), lengths, max_tokens=2048)
     assert all(mb.packed and mb.tokens <= 2048 for mb in mbs)
     assert sorted(i for mb in mbs for i in mb.items) == list(range(7))
     assert sum(mb.tokens for mb in mbs) == sum(lengths)  # no padding
-    # FFD: 2000 | 1500+300+100 | 900+700 | 600
-    assert [sorted(mb.lengths, reverse=True) for mb in mbs] == [[2000], [1500, 300, 100], [900, 700], [600]]
+    # best fit, longest first: 2000 | 1500 | 900 | 700 joins 900 (room 1148) | 600 fits nowhere: new |
+    # 300 and then 100 join 900+700, the fullest bin with room
+    assert [sorted(mb.lengths, reverse=True) for mb in mbs] == [[2000], [1500], [900, 700, 300, 100], [600]]
