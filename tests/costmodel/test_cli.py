@@ -6,30 +6,24 @@ from pathlib import Path
 import pytest
 
 from costmodel.profile import shipped_path
-from lobra.cli import main
 
 A100 = str(shipped_path("llama2_7b_a100_40gb_layer_time.csv"))
 
 
-def run(capsys, *argv):
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_fit_then_predict_round_trip(tmp_path, capsys):
-    rc, out, _ = run(capsys, "costmodel", "fit", "--profile", A100, "--out", str(tmp_path / "fit.json"))
+def test_fit_then_predict_round_trip(tmp_path, cli):
+    rc, out, _ = cli(["costmodel", "fit", "--profile", A100, "--out", str(tmp_path / "fit.json")])
     assert rc == 0 and "mape_pct" in out
     (tmp_path / "rows.csv").write_text("tp,seq_len,mbs\n1,128,1\n8,16384,1\n")
-    rc, out, _ = run(
-        capsys,
-        "costmodel",
-        "predict",
-        "--fit",
-        str(tmp_path / "fit.json"),
-        "--input",
-        str(tmp_path / "rows.csv"),
-        "--json",
+    rc, out, _ = cli(
+        [
+            "costmodel",
+            "predict",
+            "--fit",
+            str(tmp_path / "fit.json"),
+            "--input",
+            str(tmp_path / "rows.csv"),
+            "--json",
+        ]
     )
     rows = json.loads(out)
     assert rc == 0 and [r["seq_len"] for r in rows] == [128, 16384]
@@ -37,80 +31,74 @@ def test_fit_then_predict_round_trip(tmp_path, capsys):
     assert rows[1]["pred_ms"] == pytest.approx(29.48, rel=0.1)  # measured 29.48 ms
 
 
-def test_predict_by_model_and_gpu_uses_shipped_profile_or_analytical(tmp_path, capsys):
+def test_predict_by_model_and_gpu_uses_shipped_profile_or_analytical(tmp_path, cli):
     (tmp_path / "rows.csv").write_text("tp,seq_len,mbs\n2,1024,2\n")
-    _, out, _ = run(
-        capsys,
-        "costmodel",
-        "predict",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "a100-40gb",
-        "--input",
-        str(tmp_path / "rows.csv"),
-        "--json",
+    _, out, _ = cli(
+        [
+            "costmodel",
+            "predict",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "a100-40gb",
+            "--input",
+            str(tmp_path / "rows.csv"),
+            "--json",
+        ]
     )
-    _, out_h100, _ = run(
-        capsys,
-        "costmodel",
-        "predict",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "h100-80gb",
-        "--input",
-        str(tmp_path / "rows.csv"),
-        "--json",
+    _, out_h100, _ = cli(
+        [
+            "costmodel",
+            "predict",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "h100-80gb",
+            "--input",
+            str(tmp_path / "rows.csv"),
+            "--json",
+        ]
     )
     a100, h100 = json.loads(out)[0]["pred_ms"], json.loads(out_h100)[0]["pred_ms"]
     assert a100 == pytest.approx(9.53, rel=0.1)  # the profile row tp=2, 1024, mbs 2 measured 9.53 ms
     assert 0 < h100 < a100
 
 
-def test_max_tokens_json(capsys):
-    rc, out, _ = run(
-        capsys,
-        "costmodel",
-        "max-tokens",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "a100-40gb",
-        "--tasks",
-        "6",
-        "--json",
+def test_max_tokens_json(cli):
+    rc, out, _ = cli(
+        ["costmodel", "max-tokens", "--model", "llama2-7b", "--gpu", "a100-40gb", "--tasks", "6", "--json"]
     )
     table = {(r["tp"], r["pp"]): r["max_tokens"] for r in json.loads(out)}
     assert rc == 0 and table[(1, 1)] == 2048 and table[(8, 1)] == 16384 and table[(2, 8)] == 8192
 
 
-def test_replica_time_table(capsys):
-    rc, out, _ = run(
-        capsys,
-        "costmodel",
-        "replica-time",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "a100-40gb",
-        "--plan",
-        "<1,1>x2 <2,2>x1",
-        "--seq-len",
-        "1024",
-        "--mbs",
-        "2",
-        "--micro-batches",
-        "3",
-        "--json",
+def test_replica_time_table(cli):
+    rc, out, _ = cli(
+        [
+            "costmodel",
+            "replica-time",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "a100-40gb",
+            "--plan",
+            "<1,1>x2 <2,2>x1",
+            "--seq-len",
+            "1024",
+            "--mbs",
+            "2",
+            "--micro-batches",
+            "3",
+            "--json",
+        ]
     )
     rows = json.loads(out)
     assert rc == 0 and [r["config"] for r in rows] == ["<1,1>", "<2,2>"]
     assert rows[1]["pp_bubble_s"] > 0 and rows[0]["pp_bubble_s"] == 0
 
 
-def test_check_reports_heldout_error(capsys):
-    rc, out, _ = run(capsys, "costmodel", "check", "--profile", A100, "--json")
+def test_check_reports_heldout_error(cli):
+    rc, out, _ = cli(["costmodel", "check", "--profile", A100, "--json"])
     result = json.loads(out)
     assert rc == 0 and result["fit_heldout_mape_pct"]["all"] <= 4.0
     assert set(result["analytical_leave_one_tp_out_mape_pct"]) == {"1", "2", "4", "8", "all"}
@@ -123,69 +111,33 @@ def _bad_csv(tmp_path, name, body):
 
 
 @pytest.mark.parametrize(
-    "argv,needle",
+    "args,needle",
     [
-        (["costmodel", "fit", "--profile", "{missing_cols}", "--out", "{out}"], "lacks column(s) mbs"),
-        (["costmodel", "fit", "--profile", "{negative}", "--out", "{out}"], "values must be positive"),
-        (["costmodel", "fit", "--profile", "{zero}", "--out", "{out}"], "values must be positive"),
-        (["costmodel", "fit", "--profile", "/no/such.csv", "--out", "{out}"], "does not exist"),
-        (["costmodel", "max-tokens", "--model", "gpt-9", "--gpu", "a100-40gb"], "unknown model 'gpt-9'"),
-        (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "v100"], "unknown GPU 'v100'"),
-        (["costmodel", "max-tokens", "--model", "tiny", "--gpu", "cpu", "--tasks", "0"], "num_tasks"),
+        ("costmodel fit --profile {missing_cols} --out {out}", "lacks column(s) mbs"),
+        ("costmodel fit --profile {negative} --out {out}", "values must be positive"),
+        ("costmodel fit --profile {zero} --out {out}", "values must be positive"),
+        ("costmodel fit --profile /no/such.csv --out {out}", "does not exist"),
+        ("costmodel max-tokens --model gpt-9 --gpu a100-40gb", "unknown model 'gpt-9'"),
+        ("costmodel max-tokens --model tiny --gpu v100", "unknown GPU 'v100'"),
+        ("costmodel max-tokens --model tiny --gpu cpu --tasks 0", "num_tasks"),
+        ("costmodel predict --model llama2-7b --gpu a100-40gb --input {tp3}", "tp=3 does not divide"),
         (
-            ["costmodel", "predict", "--model", "llama2-7b", "--gpu", "a100-40gb", "--input", "{tp3}"],
-            "tp=3 does not divide",
-        ),
-        (
-            [
-                "costmodel",
-                "replica-time",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<1,1>x2 <2,",
-                "--seq-len",
-                "128",
-            ],
+            "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<1,1>x2 <2,' --seq-len 128",
             "cannot parse plan",
         ),
         (
-            [
-                "costmodel",
-                "replica-time",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<3,1>x1",
-                "--seq-len",
-                "128",
-            ],
+            "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<3,1>x1' --seq-len 128",
             "tp=3 does not divide",
         ),
         (
-            [
-                "costmodel",
-                "replica-time",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<1,1>x1",
-                "--seq-len",
-                "8192",
-            ],
+            "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<1,1>x1' --seq-len 8192",
             "does not fit <1,1>",
         ),
-        (["costmodel", "max-tokens", "--model", "tiny"], "the following arguments are required: --gpu"),
-        (["costmodel", "fit", "--profile", "x.csv", "--out", "y.json", "--bogus"], "unrecognized arguments"),
+        ("costmodel max-tokens --model tiny", "the following arguments are required: --gpu"),
+        ("costmodel fit --profile x.csv --out y.json --bogus", "unrecognized arguments"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
+def test_bad_input_is_one_line_exit_2(tmp_path, cli, args, needle):
     files = {
         "missing_cols": _bad_csv(tmp_path, "cols", "tp,seq_len,time\n1,128,3\n"),
         "negative": _bad_csv(tmp_path, "neg", "tp,seq_len,mbs,time\n1,-5,1,3\n"),
@@ -193,11 +145,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, needle):
         "tp3": _bad_csv(tmp_path, "tp3", "tp,seq_len,mbs\n3,128,1\n"),
         "out": str(tmp_path / "fit.json"),
     }
-    try:
-        code = main([a.format(**files) for a in argv])
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    _, err = capsys.readouterr()
+    code, _, err = cli(args.format(**files))
     assert code == 2
     assert err.count("\n") == 1 and needle in err, err
     assert not Path(files["out"]).exists()  # nothing half-written

@@ -2,31 +2,21 @@ import json
 
 import pytest
 
-from lobra.cli import main
 
-
-def run(capsys, *argv):
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_simulate_json_summary(capsys, tmp_path):
-    rc, out, _ = run(
-        capsys,
-        "simulate",
-        "--scenario",
-        "real-7b",
-        "--plan",
-        "<1,1>x8 <8,1>x1",
-        "--steps",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--json",
+def test_simulate_json_summary(cli, tmp_path):
+    rc, out, _ = cli(
+        [
+            "simulate",
+            "--scenario",
+            "real-7b",
+            "--plan",
+            "<1,1>x8 <8,1>x1",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
     )
     summary = json.loads(out)
     assert rc == 0
@@ -36,67 +26,68 @@ def test_simulate_json_summary(capsys, tmp_path):
     assert (tmp_path / "replicas.parquet").exists() and (tmp_path / "trace.json").exists()
 
 
-def test_sequences_longer_than_the_plan_are_truncated_as_their_tasks_say(capsys):
+def test_sequences_longer_than_the_plan_are_truncated_as_their_tasks_say(cli):
     # real-7b's tasks truncate (the default overflow): a plan of 1-GPU replicas (2K tokens) still runs
-    rc, out, _ = run(
-        capsys, "simulate", "--scenario", "real-7b", "--plan", "<1,1>x2", "--steps", "1", "--json"
-    )
+    rc, out, _ = cli(["simulate", "--scenario", "real-7b", "--plan", "<1,1>x2", "--steps", "1", "--json"])
     assert rc == 0 and json.loads(out)["steps"] == 1
 
 
-def test_what_if_matches_costmodel_replica_time(capsys):
-    _, out, _ = run(
-        capsys,
-        "simulate",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "a100-40gb",
-        "--plan",
-        "<2,2>x1",
-        "--workload",
-        "fixed:2048",
-        "--global-batch",
-        "8",
-        "--mbs",
-        "2",
-        "--json",
+def test_what_if_matches_costmodel_replica_time(cli):
+    _, out, _ = cli(
+        [
+            "simulate",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "a100-40gb",
+            "--plan",
+            "<2,2>x1",
+            "--workload",
+            "fixed:2048",
+            "--global-batch",
+            "8",
+            "--mbs",
+            "2",
+            "--json",
+        ]
     )
-    _, cm, _ = run(
-        capsys,
-        "costmodel",
-        "replica-time",
-        "--model",
-        "llama2-7b",
-        "--gpu",
-        "a100-40gb",
-        "--plan",
-        "<2,2>x1",
-        "--seq-len",
-        "2048",
-        "--mbs",
-        "2",
-        "--micro-batches",
-        "4",
-        "--json",
+    _, cm, _ = cli(
+        [
+            "costmodel",
+            "replica-time",
+            "--model",
+            "llama2-7b",
+            "--gpu",
+            "a100-40gb",
+            "--plan",
+            "<2,2>x1",
+            "--seq-len",
+            "2048",
+            "--mbs",
+            "2",
+            "--micro-batches",
+            "4",
+            "--json",
+        ]
     )
     assert json.loads(out)["step_time_s"] == pytest.approx(json.loads(cm)[0]["total_s"], rel=1e-12)
 
 
 @pytest.mark.slow
-def test_compare_json_has_every_policy(capsys, tmp_path):
-    rc, out, _ = run(
-        capsys,
-        "compare",
-        "--scenario",
-        "paper-7b",
-        "--steps",
-        "2",
-        "--workers",
-        "1",
-        "--json",
-        "--out",
-        str(tmp_path),
+def test_compare_json_has_every_policy(cli, tmp_path):
+    rc, out, _ = cli(
+        [
+            "compare",
+            "--scenario",
+            "paper-7b",
+            "--steps",
+            "2",
+            "--workers",
+            "1",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
     )
     rows = {r["policy"]: r for r in json.loads(out)}
     assert rc == 0
@@ -116,66 +107,31 @@ def test_compare_json_has_every_policy(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv,needle",
+    "args,needle",
     [
-        (["simulate", "--scenario", "real-7b", "--plan", "<8,1>x3"], "does not fit"),
+        ("simulate --scenario real-7b --plan '<8,1>x3'", "does not fit"),
         (
-            [
-                "simulate",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<1,1>x1",
-                "--workload",
-                "fixed:x",
-                "--global-batch",
-                "2",
-            ],
+            "simulate --model llama2-7b --gpu a100-40gb --plan '<1,1>x1' --workload fixed:x --global-batch 2",
             "integer length",
         ),
         (
-            [
-                "simulate",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<1,1>x1",
-                "--workload",
-                "fixed:512",
-            ],
+            "simulate --model llama2-7b --gpu a100-40gb --plan '<1,1>x1' --workload fixed:512",
             "--global-batch",
         ),
         (
-            [
-                "simulate",
-                "--model",
-                "llama2-7b",
-                "--gpu",
-                "a100-40gb",
-                "--plan",
-                "<1,1>x1",
-                "--workload",
-                "fixed:2048",
-                "--global-batch",
-                "4",
-                "--mbs",
-                "2",
-            ],
+            "simulate --model llama2-7b --gpu a100-40gb --plan '<1,1>x1' --workload fixed:2048 --global-batch 4 "
+            "--mbs 2",
             "does not fit <1,1>",
         ),
-        (["simulate", "--scenario", "real-7b", "--fail", "soon"], "TIME:GPU"),
-        (["simulate", "--scenario", "real-7b", "--fail", "5:99"], "GPUs 0..15"),
-        (["simulate", "--scenario", "real-7b", "--dispatcher", "magic"], "unknown dispatcher"),
-        (["simulate", "--scenario", "nope"], "unknown scenario"),
-        (["compare", "--scenario", "paper-7b", "--steps", "0"], "--steps"),
-        (["plan", "--scenario", "paper-7b", "--planner", "greedy"], "unknown planner"),
+        ("simulate --scenario real-7b --fail soon", "TIME:GPU"),
+        ("simulate --scenario real-7b --fail 5:99", "GPUs 0..15"),
+        ("simulate --scenario real-7b --dispatcher magic", "unknown dispatcher"),
+        ("simulate --scenario nope", "unknown scenario"),
+        ("compare --scenario paper-7b --steps 0", "--steps"),
+        ("plan --scenario paper-7b --planner greedy", "unknown planner"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
-    rc, _, err = run(capsys, *argv)
+def test_bad_input_is_one_line_exit_2(cli, args, needle):
+    rc, _, err = cli(args)
     assert rc == 2
     assert err.count("\n") == 1 and needle in err, err
