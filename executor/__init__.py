@@ -5,9 +5,10 @@ torch.distributed.tensor.parallel, PP by hand-made stages with a 1F1B schedule; 
 on one shared frozen model through a multi-adapter linear layer. The same dispatcher objects as the simulator decide
 every step. Importing this package stays light (no torch): the heavy modules are imported by the ranks.
 
-Modules, one concept each: config (options + validation), groups (replica process groups), model (base model and
-LoRA injection), multilora (the multi-adapter layer), collectives (TP autograd collectives), parallel (apply_tp,
-apply_pp), data (token ids of dispatched sequences), pipeline (one replica's micro-batches, 1F1B), sync (LoRA
+Modules, one concept each: config (options), resolve (options checked against tasks, model, plan, checkpoints),
+groups (ranks and replica process groups), model (base model, LoRA injection, a pipeline stage's forward),
+multilora (the multi-adapter layer), collectives (TP autograd collectives), parallel (apply_pp, apply_tp), data
+(token ids and tensors of dispatched micro-batches), pipeline (one replica's micro-batches, 1F1B), sync (LoRA
 gradients across replicas), step (one training step), checkpoint, peft_io, records, job (the per-rank loop),
 launch (torchrun launcher and per-rank entry point).
 """

@@ -1,0 +1,102 @@
+"""Launching: `launch` starts torchrun on this machine; `main` is what each rank runs.
+
+`lobra execute ... --nproc N` resolves the config (failing early on bad input), then runs
+`python -m torch.distributed.run --nproc-per-node N -m executor.launch <flags>` on a free loopback port. On many
+nodes, start `torchrun --nnodes ... -m executor.launch <flags>` yourself on each node: ranks read the standard
+environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); --out must then be on a filesystem every
+node sees (rank 0 writes checkpoints, every rank reads them on --resume). `python -m executor.launch` without
+torchrun runs one rank (a plan of one GPU). Backend: nccl with CUDA, gloo on CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+
+from executor.config import ExecutorConfig, add_arguments
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_command(cfg: ExecutorConfig, nproc: int, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(port),
+        "-m",
+        "executor.launch",
+        *cfg.to_argv(),
+    ]
+
+
+def launch(cfg: ExecutorConfig, nproc: int, *, log: str | os.PathLike | None = None) -> int:
+    """Run the job on nproc local ranks; returns torchrun's exit status. log: a file for all ranks' output
+    (default: this process's stdout and stderr)."""
+    env = dict(os.environ)
+    # Up to a few ranks share a few cores: one intra-op thread each, or they fight over the cores.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    command = torchrun_command(cfg, nproc, free_port())
+    if log is None:
+        return subprocess.run(command, env=env).returncode
+    with open(log, "w") as sink:
+        return subprocess.run(command, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m executor.launch", description="one executor rank")
+    add_arguments(parser)
+    cfg = ExecutorConfig.from_args(parser.parse_args(argv))
+    if "RANK" not in os.environ:  # a single process without torchrun
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
+    return run_rank(cfg)
+
+
+def run_rank(cfg: ExecutorConfig) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from executor.job import build_runtime, train
+    from executor.resolve import resolve
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    # Every rank checks the inputs before the rendezvous; only the outputs check is rank 0's (before anything
+    # is written, since no rank writes before init_process_group has gathered them all).
+    run = resolve(cfg, world, check_outputs=rank == 0)
+    if run.device == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        backend = "gloo"
+    dist.init_process_group(backend, timeout=timedelta(minutes=10))
+    try:
+        train(build_runtime(run, rank, device))
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

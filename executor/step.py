@@ -1,0 +1,119 @@
+"""One training step on one rank: dispatch, this replica's micro-batches, the gradient sync, one optimizer step per
+adapter.
+
+Every rank runs the dispatcher on the same items with the same plan and cost model: dispatchers are deterministic,
+so all ranks agree on the whole dispatch plan without communicating it, and each knows every micro-batch's shape
+(pipeline buffers) and every task's target count N_t (loss normalisation). The step's objective is
+sum_t (sum of task t's token losses) / N_t; adapters are disjoint, so adapter t's gradient is exactly task t's
+normalised gradient and joint training equals training each task alone.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from executor.data import build_micro_batch, target_counts
+from executor.errors import ExecutorError
+from executor.groups import Placement
+from executor.model import Stage
+from executor.multilora import LoraBatch
+from executor.pipeline import run_replica
+from executor.resolve import ResolvedRun
+from executor.sync import LoraState
+from policies.types import DispatchPlan, StepItem
+
+
+@dataclass
+class Runtime:
+    """What a rank built once and uses every step."""
+
+    run: ResolvedRun
+    place: Placement
+    stage: Stage
+    batch: LoraBatch
+    lora: LoraState
+    optimizers: dict[str, torch.optim.Optimizer]
+    tasks: list[str]
+    source: object  # SyntheticTokens or DatasetTokens
+    device: torch.device
+    dispatcher: object
+
+
+@dataclass
+class StepResult:
+    dispatch: DispatchPlan
+    targets: dict[str, int]
+    replica_busy_s: list[float]
+    micro_batch_s: list[list[float]]
+    losses: dict[str, float]  # each task's normalised loss (mean per target over its global batch)
+    step_time_s: float
+    grads: torch.Tensor  # full summed LoRA gradients (FlatLayout)
+
+
+def check_same_dispatch(dispatch: DispatchPlan, device: torch.device) -> None:
+    """Collective: raise on every rank unless all ranks hold the same dispatch plan. A time-limited solver could
+    decide differently on different ranks; running on would deadlock (pipeline shapes) or train on garbage."""
+    layout = (dispatch.micro_batches, dispatch.dropped, sorted(dispatch.truncated.items()))
+    digest = float(zlib.crc32(repr(layout).encode()))
+    both = torch.tensor([digest, -digest], dtype=torch.float64, device=device)
+    dist.all_reduce(both, op=dist.ReduceOp.MAX)
+    if both[0].item() != -both[1].item():
+        raise ExecutorError(
+            "ranks disagree on the step's dispatch plan: the dispatcher is not deterministic here"
+        )
+
+
+def train_step(
+    rt: Runtime, items: list[StepItem], keys: list, on_forward: Callable[[int], None] | None = None
+) -> StepResult:
+    run, place = rt.run, rt.place
+    dispatch = rt.dispatcher.dispatch(items, run.plan, run.cost, run.overflow)
+    targets = target_counts(items, dispatch)
+    weight_dtype = rt.lora.bindings[0].param.dtype
+    mbs = [
+        build_micro_batch(mb, items, keys, rt.source, rt.tasks, targets, rt.device, weight_dtype)
+        for mb in dispatch.micro_batches[place.replica]
+    ]
+    for opt in rt.optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize()
+    # Replicas start the step together, as the simulator assumes (a rank still writing the last step's records
+    # would start late otherwise), and this sync also proves that every rank computed the same dispatch plan.
+    check_same_dispatch(dispatch, rt.device)
+    start = time.perf_counter()
+    result = run_replica(rt.stage, rt.batch, mbs, place, len(rt.tasks), rt.device, on_forward)
+
+    # Extras ride on the gradient all-reduce: task losses from last stages, timings from replica leaders.
+    num_tasks, counts = len(rt.tasks), [len(m) for m in dispatch.micro_batches]
+    offsets = [num_tasks + len(counts) + sum(counts[:r]) for r in range(len(counts))]
+    extras = torch.zeros(num_tasks + len(counts) + sum(counts), dtype=torch.float64)
+    if place.last_stage and place.tp_rank == 0:
+        extras[:num_tasks] = result.task_loss.cpu()
+    if place.is_leader:
+        extras[num_tasks + place.replica] = result.busy_s
+        o = offsets[place.replica]
+        extras[o : o + len(mbs)] = torch.tensor(result.micro_batch_s, dtype=torch.float64)
+    grads, summed = rt.lora.reduce_grads(extras.to(rt.device))
+    summed = summed.double().cpu()
+    for task, opt in rt.optimizers.items():
+        if targets.get(task, 0) > 0:  # a task with nothing in this step keeps its adapter and Adam state
+            opt.step()
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize()
+    step_time_s = time.perf_counter() - start
+    return StepResult(
+        dispatch=dispatch,
+        targets=targets,
+        replica_busy_s=summed[num_tasks : num_tasks + len(counts)].tolist(),
+        micro_batch_s=[summed[o : o + c].tolist() for o, c in zip(offsets, counts, strict=True)],
+        losses={t: float(summed[k]) for k, t in enumerate(rt.tasks) if targets.get(t, 0) > 0},
+        step_time_s=step_time_s,
+        grads=grads,
+    )
