@@ -26,7 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     scenario = load_scenario("paper-70b")
     # The scenario's tasks run 200 steps each; give every task enough steps for the benchmark.
-    workload = Workload(tuple(Task(replace(t.spec, steps=args.steps, epochs=None), t.trace) for t in scenario.workload))
+    workload = Workload(
+        tuple(Task(replace(t.spec, steps=args.steps, epochs=None), t.trace) for t in scenario.workload)
+    )
     scenario = replace(scenario, workload=workload)
     cost = CostModel.build(scenario.model, scenario.gpu)
     report = {"scenario": scenario.name, "num_gpus": scenario.num_gpus, "steps": args.steps, "runs": []}
@@ -35,23 +37,37 @@ def main() -> None:
         planned = Simulator(scenario.workload, cost, scenario.num_gpus, Policy.of_planner(name))
         deployment = planned.deploy(frozenset(scenario.workload.names), _cluster(planned, scenario))
         plan_s = time.perf_counter() - start
-        fixed = Policy(name, planned.policy.dispatcher, planned.policy.dispatcher_config,
-                       plan=deployment.phases[0].plan) if len(deployment.phases) == 1 else planned.policy
+        fixed = (
+            Policy(
+                name,
+                planned.policy.dispatcher,
+                planned.policy.dispatcher_config,
+                plan=deployment.phases[0].plan,
+            )
+            if len(deployment.phases) == 1
+            else planned.policy
+        )
         timings = {}
         for mode, steps in (("closed-form", args.steps), ("events", 20)):
             # events mode is the slow, event-by-event pipeline: 20 steps are enough to compare timelines
             start = time.perf_counter()
-            result = Simulator(scenario.workload, cost, scenario.num_gpus, fixed,
-                               SimConfig(steps=steps, pipeline=mode)).run()
+            result = Simulator(
+                scenario.workload, cost, scenario.num_gpus, fixed, SimConfig(steps=steps, pipeline=mode)
+            ).run()
             timings[mode] = (time.perf_counter() - start, result.steps["step_time_s"].tolist())
         same = bool(np.allclose(timings["closed-form"][1][:20], timings["events"][1], rtol=1e-12, atol=0))
-        report["runs"].append({
-            "policy": name, "plan": deployment.label, "planning_s": round(plan_s, 2),
-            "simulate_s": round(timings["closed-form"][0], 2), "steps": args.steps,
-            "events_mode_s_per_step": round(timings["events"][0] / 20, 4),
-            "closed_form_s_per_step": round(timings["closed-form"][0] / args.steps, 4),
-            "same_timeline_first_20_steps": same,
-        })
+        report["runs"].append(
+            {
+                "policy": name,
+                "plan": deployment.label,
+                "planning_s": round(plan_s, 2),
+                "simulate_s": round(timings["closed-form"][0], 2),
+                "steps": args.steps,
+                "events_mode_s_per_step": round(timings["events"][0] / 20, 4),
+                "closed_form_s_per_step": round(timings["closed-form"][0] / args.steps, 4),
+                "same_timeline_first_20_steps": same,
+            }
+        )
         print(json.dumps(report["runs"][-1]))
     out = Path(__file__).parent / "results" / "sim_speed.json"
     out.write_text(json.dumps(report, indent=2) + "\n")

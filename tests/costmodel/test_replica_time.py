@@ -56,7 +56,10 @@ def test_pipeline_hand_computed():
     # a transfer of 0.5 per crossing: F0 reaches stage 1 at 1.5, ... (each dependency waits 0.5 more)
     assert pipeline_makespan([3.0, 6.0], [0.5, 0.5], 2) > 14.0
     assert pipeline_makespan([3.0, 6.0, 1.5], [9.0] * 3, 1) == pytest.approx(10.5)
-    assert schedule(2, 2) == [[("F", 0), ("F", 1), ("B", 0), ("B", 1)], [("F", 0), ("B", 0), ("F", 1), ("B", 1)]]
+    assert schedule(2, 2) == [
+        [("F", 0), ("F", 1), ("B", 0), ("B", 1)],
+        [("F", 0), ("B", 0), ("F", 1), ("B", 1)],
+    ]
 
 
 def test_ring_allreduce_formula():
