@@ -17,6 +17,7 @@ from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from policies.dispatchers import DISPATCHERS, get_dispatcher
 from policies.evaluate import estimate_step
 from policies.planners import get_planner
+from policies.planners.base import workload_memory
 from policies.registry import PolicyError
 from policies.types import StepItem
 from traces import StepSampler, load_scenario
@@ -68,8 +69,6 @@ def cmd_dispatch(args) -> int:
         plan = parse_plan(args.plan)
     else:
         plan = get_planner("lobra").plan(scenario.workload, cost, scenario.num_gpus).plan
-    from policies.planners.base import workload_memory
-
     cost = cost.with_memory(workload_memory(scenario.workload, cost.memory))
     sampler = StepSampler(scenario.workload, seed=args.seed)
     overflow = {t.name: t.spec.overflow for t in scenario.workload}
