@@ -34,7 +34,7 @@ class PlannerConfig:
     )
     window: int = 2  # replica counts explored around the fluid optimum (large clusters)
     full_enumeration_gpus: int = 16  # up to this many GPUs, enumerate every plan of the proposed configs
-    time_limit_s: float = 10.0  # per integer programme
+    time_limit_s: float = 3.0  # per integer programme
     workers: int = min(4, os.cpu_count() or 1)  # processes scoring the surviving plans
 
     def __post_init__(self) -> None:

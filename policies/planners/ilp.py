@@ -68,7 +68,8 @@ def plan_makespan_ilp(
         integrality=integrality,
         bounds=Bounds(np.zeros(n_var), ub),
         constraints=LinearConstraint(matrix, lo, hi),
-        options={"time_limit": time_limit_s, "disp": False, "mip_rel_gap": 1e-3},
+        # Plans are compared with each other: a 1% optimality gap is plenty, and far cheaper to prove.
+        options={"time_limit": time_limit_s, "disp": False, "mip_rel_gap": 1e-2},
     )
     if result.x is None:
         raise PolicyError(f"the planning programme for {plan} found no solution in {time_limit_s} s")
