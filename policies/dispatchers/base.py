@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import CostModel, DeploymentPlan
-from policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets, pow2_buckets, round_up
+from policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets, pow2_buckets
 from policies.costs import CostTable
 from policies.microbatch import packed_micro_batches, padded_micro_batches
 from policies.registry import PolicyError, Registry
 from policies.types import DispatchPlan, StepItem
 
 BUCKETINGS = ("dp", "pow2")
+PACKING_PLACEMENT_BUCKETS = 32
 OVERFLOWS = ("truncate", "drop")
 
 
@@ -101,8 +102,11 @@ class Dispatcher:
         return DispatchPlan(plan, tuple(micro_batches), tuple(dropped), truncated)
 
     def _pad(self, lengths: np.ndarray, largest: int) -> np.ndarray:
-        if self.config.packing:  # no padding: group by 16-token classes only to decide placement
-            return np.minimum(round_up(lengths), largest)
+        if self.config.packing:
+            # No padding happens: the buckets only group sequences of similar length for placement decisions
+            # (hundreds of 16-token classes would make every decision slower, not better).
+            bounds = dp_buckets(lengths, PACKING_PLACEMENT_BUCKETS)
+            return np.minimum(assign_buckets(lengths, bounds), largest)
         if self.config.bucketing == "pow2":
             bounds = np.minimum(pow2_buckets(int(lengths.max())), largest)
         else:
