@@ -67,7 +67,6 @@ class Simulator:
         self.config = config or SimConfig()
         self.cost = cost
         self.num_gpus = num_gpus
-        self.rng = np.random.default_rng(self.config.seed)
         self.dispatcher = get_dispatcher(policy.dispatcher, **policy.dispatcher_config.__dict__)
         if policy.plan is not None:
             Cluster(cost.gpu, num_gpus).place(policy.plan)  # a fixed plan must fit before anything runs
@@ -101,6 +100,8 @@ class Simulator:
 
     # -- running --------------------------------------------------------------------------------------------
     def run(self) -> SimResult:
+        # The seed at the top: running the same simulator twice gives the same result.
+        self.rng = np.random.default_rng(self.config.seed)
         env = simpy.Environment()
         rec = Recorder(self.workload, trace_steps=self.config.trace_steps)
         state = _State(
