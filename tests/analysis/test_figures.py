@@ -1,0 +1,136 @@
+import json
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from analysis.figures import FIGURES, FigureSettings, make_all
+from analysis.paper import replica_sizes, sizes_str
+from analysis.studies import load_validation, swap_degrees
+
+from .conftest import SMALL
+
+
+def test_every_figure_as_png_pdf_and_csv(small_figures):
+    for name in FIGURES:
+        for ext in ("png", "pdf", "csv"):
+            path = small_figures / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 0, path
+    manifest = json.loads((small_figures / "figures.json").read_text())
+    assert manifest["figures"] == FIGURES and manifest["validation"]["found"]
+    assert manifest["paper_settings"] is False and manifest["studies"]["task_sets"]["3"] == [
+        "short",
+        "long",
+        "short-2",
+    ]
+
+
+def test_pictures_are_page_width_at_150_dpi(small_figures):
+    for name in FIGURES:
+        height, width = matplotlib.image.imread(small_figures / f"{name}.png").shape[:2]
+        assert 700 <= width <= 1100 and 300 <= height <= 1000, (name, width, height)
+
+
+def test_figure_numbers_are_the_sweep_numbers(small_figures):
+    sweep = pd.read_csv(small_figures / "sweep.csv")
+    main = sweep[sweep["study"] == "main"].set_index("policy")
+    gs = pd.read_csv(small_figures / "gpu_seconds.csv").set_index("policy")
+    for policy in ("task-sequential", "task-fused", "lobra", "lobra-plus"):
+        assert gs.loc[policy, "gpu_seconds_per_step"] == pytest.approx(
+            main.loc[f"tasks2|{policy}", "gpu_seconds_per_step"]
+        )
+    best = min(
+        gs.loc["task-sequential", "gpu_seconds_per_step"], gs.loc["task-fused", "gpu_seconds_per_step"]
+    )
+    assert gs.loc["lobra", "vs_best_baseline_pct"] == pytest.approx(
+        100 * (1 - gs.loc["lobra", "gpu_seconds_per_step"] / best)
+    )
+    assert gs.loc["lower-bound", "gpu_seconds_per_step"] == pytest.approx(
+        main.loc["tasks2|lobra", "lower_bound_gpu_seconds"]
+    )
+    ablation = pd.read_csv(small_figures / "ablation.csv").set_index("policy")
+    assert ablation.loc["task-fused", "relative_to_task_fused"] == 1.0
+    assert ablation.loc["lobra-length", "dispatcher"] == "length"
+
+    gpus = pd.read_csv(small_figures / "scalability_gpus.csv")
+    for policy, g in gpus.groupby("policy"):
+        g = g.sort_values("num_gpus")
+        runs = sweep[(sweep["study"] == "scalability_gpus") & (sweep["policy"] == policy)].sort_values(
+            "num_gpus"
+        )
+        assert list(g["gpu_seconds_per_step"]) == pytest.approx(list(runs["gpu_seconds_per_step"]))
+        assert list(g["normalised"]) == pytest.approx(
+            list(g["gpu_seconds_per_step"] / g["gpu_seconds_per_step"].iloc[0])
+        )
+    tasks = pd.read_csv(small_figures / "scalability_tasks.csv")
+    base = tasks[(tasks["policy"] == "task-fused") & (tasks["num_tasks"] == 1)]["gpu_seconds_per_step"].item()
+    assert list(tasks["normalised"]) == pytest.approx(list(tasks["gpu_seconds_per_step"] / base))
+    assert sorted(tasks["num_tasks"].unique()) == [1, 2, 3]
+
+    buckets = pd.read_csv(small_figures / "buckets.csv")
+    runs = sweep[sweep["study"] == "buckets"]
+    assert list(buckets["num_buckets"]) == [4, 8] and list(buckets["step_time_s"]) == pytest.approx(
+        list(runs["step_time_s"])
+    )
+    planning = pd.read_csv(small_figures / "planning_time.csv")
+    assert set(planning["planner"]) == {"lobra", "lobra-plus"} and set(planning["num_gpus"]) == {2, 4}
+    lengths = pd.read_csv(small_figures / "lengths.csv").set_index("task")
+    assert lengths.loc["short", "mean"] == pytest.approx(300, rel=0.01)
+
+
+def test_sim_vs_real_reads_the_validation_pairs_without_warmup(small_figures):
+    table = pd.read_csv(small_figures / "sim_vs_real.csv").set_index("plan")
+    assert table.loc["<1,1>x1", "steps"] == 2  # step 0 is a warm-up step
+    assert table.loc["<1,1>x1", "real_step_time_s"] == pytest.approx(1.05)
+    assert table.loc["<1,1>x1", "error_pct"] == pytest.approx(100 * (0.95 / 1.05 - 1))
+
+
+def test_deterministic_under_a_seed_and_no_validation_no_comparison(tasks_file, tmp_path):
+    settings = FigureSettings.for_tasks(
+        str(tasks_file),
+        "llama2-7b",
+        "a100-40gb",
+        2,
+        gpus=(2,),
+        num_tasks=(1,),
+        buckets=(4,),
+        steps=2,
+        workers=1,
+    )
+    first = make_all(tmp_path / "a", 0, None, settings, validation=tmp_path / "none")
+    make_all(tmp_path / "b", 0, None, settings, validation=None)
+    assert "sim_vs_real" not in first["figures"] and "run `lobra validate`" in first["validation"]["note"]
+    assert not (tmp_path / "a" / "sim_vs_real.png").exists()
+    for name in ("gpu_seconds", "ablation", "scalability_gpus", "scalability_tasks", "buckets", "lengths"):
+        a, b = (pd.read_csv(tmp_path / d / f"{name}.csv") for d in "ab")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_validation_pairs_need_their_columns(tmp_path):
+    (tmp_path / "pairs.csv").write_text("plan,step,real\nx,0,1\n")
+    pairs, why = load_validation(tmp_path)
+    assert pairs is None and "lacks the columns" in why
+    assert load_validation(tmp_path / "missing")[0] is None
+
+
+def test_paper_plans_in_both_readings():
+    assert swap_degrees("<2,4>x4 <16,1>") == "<4,2>x4 <1,16>x1"
+    assert replica_sizes("<1,1>x6 <2,1>x1 <8,1>x1") == [8, 2, 1, 1, 1, 1, 1, 1]
+    assert sizes_str("<2,4>x4 <4,2>x1 <8,1>x1 <16,1>x1") == "16 + 8x6 GPUs"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("--gpus 2,4", "go with --tasks FILE"),
+        ("--model llama2-7b", "go with --tasks FILE"),
+        ("--tasks {tasks} --model llama2-7b", "--tasks needs --model, --gpu, --num-gpus"),
+        ("--tasks {tasks} " + SMALL.replace("--gpus 2,4", "--gpus 2,x"), "--gpus must be comma-separated"),
+        ("--tasks {tasks} " + SMALL.replace("--steps 2", "--steps 0"), "--steps must be a positive integer"),
+        ("--tasks {tasks} " + SMALL.replace("--gpu a100-40gb", "--gpu h900"), "unknown GPU 'h900'"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(cli, tasks_file, tmp_path, args, message):
+    rc, _, err = cli(f"figures {args.format(tasks=tasks_file)} --out {tmp_path}")
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("lobra: error: ") and message in err
+    assert not (tmp_path / "figures.json").exists()
