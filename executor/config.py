@@ -28,6 +28,7 @@ class ExecutorConfig:
     tasks: str | None = None
     model: str | None = None  # None: the scenario's model, else "tiny"
     gpu: str | None = None  # the cost model's GPU for dispatch; None: "cpu" on a CPU, detected on CUDA
+    profile: str | None = None  # the dispatcher's layer-time profile CSV; None: the pair's default
     out: str = DEFAULT_OUT
     resume: bool = False
     checkpoint_every: int = 10
@@ -113,6 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dispatcher", default="balanced", help="dispatch policy (default balanced)")
     parser.add_argument(
         "--gpu", help="GPU spec the dispatcher's cost model uses (default: cpu on a CPU, detected on CUDA)"
+    )
+    parser.add_argument(
+        "--profile",
+        help="layer-time profile CSV the dispatcher's cost model uses (default: the pair's shipped one)",
     )
     parser.add_argument("--device", choices=DEVICES, default="auto", help="cpu (gloo) or cuda (nccl)")
     parser.add_argument(

@@ -70,7 +70,7 @@ def resolve(cfg: ExecutorConfig, world_size: int, *, check_outputs: bool = True)
     ranks = max(t.spec.rank for t in workload)
     targets = tuple(m for m in LORA_TARGETS if any(m in t.spec.targets for t in workload))
     memory = MemoryOptions(num_tasks=len(workload), lora_rank=ranks, lora_targets=targets)
-    cost = CostModel.build(model, gpu, memory=memory)
+    cost = CostModel.build(model, gpu, profile=cfg.profile, memory=memory)
     plan = parse_plan(cfg.plan)
     if plan.num_gpus != world_size:
         raise ExecutorError(f"plan {plan} uses {plan.num_gpus} GPUs but the run has {world_size} ranks")

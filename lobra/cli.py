@@ -9,7 +9,21 @@ import sys
 from lobra import __version__
 
 # Modules under lobra/commands, in the order `lobra --help` lists them.
-COMMANDS = ["demo", "scenarios", "traces", "plan", "simulate", "costmodel", "calibrate", "bench", "execute"]
+COMMANDS = [
+    "demo",
+    "scenarios",
+    "traces",
+    "plan",
+    "simulate",
+    "costmodel",
+    "calibrate",
+    "bench",
+    "execute",
+    "sweep",
+    "figures",
+    "validate",
+    "report",
+]
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -1,4 +1,9 @@
-"""`lobra calibrate --device cpu|cuda`: time one decoder layer on this machine and write a profile and its fit."""
+"""`lobra calibrate --device cpu|cuda`: time the model here and write a profile and its fit.
+
+--target layer (default): one bare decoder layer (costmodel/calibrate.py). --target executor (CPU): whole
+micro-batches through the executor's own replica, plus the host effects of R ranks sharing the cores
+(executor/calibrate.py); what `lobra validate` compares real runs against.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,36 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "calibrate", help="time one decoder layer fwd+bwd with LoRA here; write profile CSV + fit"
+        "calibrate",
+        help="time one decoder layer (or the executor's micro-batches) here; write profile CSV + fit",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--target",
+        choices=["layer", "executor"],
+        default="layer",
+        help="layer: one decoder layer fwd+bwd; executor (cpu): the executor's micro-batches, sync and optimizer",
+    )
     p.add_argument("--model", default="tiny", help="model name or config.json whose layer shape is timed")
+    p.add_argument(
+        "--scenario",
+        default="tiny-cpu",
+        help="with --target executor: whose tasks' adapters (default tiny-cpu)",
+    )
+    p.add_argument(
+        "--max-ranks",
+        type=int,
+        default=4,
+        help="with --target executor: host effects of 1..N ranks (default 4)",
+    )
     p.add_argument("--out", default="out/calibration", help="output folder (default out/calibration)")
     p.add_argument("--seq-lens", help="comma-separated sequence lengths (default: a grid for the device)")
     p.add_argument("--mbs", help="comma-separated micro-batch sizes (default: 1,2,4,8)")
     p.add_argument(
-        "--repeats", type=int, default=5, help="timed repetitions per point; the fastest is kept (default 5)"
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed repetitions per point (default 5); layer keeps the fastest, executor the median",
     )
     p.set_defaults(func=cmd_calibrate)
 
@@ -23,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_calibrate(args) -> int:
     from costmodel.calibrate import CalibrationGrid, calibrate
 
+    if args.target == "executor":
+        return _calibrate_executor(args)
     grid = CalibrationGrid.for_device(args.device, args.seq_lens, args.mbs, args.repeats)
     result = calibrate(args.model, args.device, grid, args.out)
     print(
@@ -30,4 +58,36 @@ def cmd_calibrate(args) -> int:
         + ", ".join(f"tp={tp}: {m:.2f}%" for tp, m in result.fit.mape_pct.items())
     )
     print(f"wrote {result.profile_path}, {result.fit_path} and {result.spec_path}")
+    return 0
+
+
+def _calibrate_executor(args) -> int:
+    from costmodel.calibrate import CalibrationGrid
+    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+    from executor.errors import ExecutorError
+
+    if args.device != "cpu":
+        raise ExecutorError("--target executor calibrates the CPU executor: use --device cpu")
+    parsed = CalibrationGrid.for_device("cpu", args.seq_lens, args.mbs, args.repeats)  # checks the flags
+    result = calibrate_executor(
+        args.out,
+        scenario=args.scenario,
+        model=args.model,
+        seq_lens=parsed.seq_lens if args.seq_lens else DEFAULT_SEQ_LENS,
+        mbs=parsed.mbs if args.mbs else DEFAULT_MBS,
+        repeats=args.repeats,
+        max_ranks=args.max_ranks,
+    )
+    host = result.host
+    print(
+        f"profiled {len(result.profile)} micro-batch shapes in {result.elapsed_s:.1f} s; fit MAPE "
+        + ", ".join(f"tp={tp}: {m:.2f}%" for tp, m in result.fit.mape_pct.items())
+    )
+    for r in host.ranks:
+        slow = ", ".join(f"{c} x{t[r]:.2f}" for c, t in host.slowdown.items() if r in t)
+        print(
+            f"  {r} rank(s) on {host.cores} cores: compute {slow}; "
+            f"gradient sync {1e3 * host.sync_s[r]:.1f} ms, optimizer {1e3 * host.optimizer_s[r]:.1f} ms"
+        )
+    print(f"wrote {result.profile_path}, {result.fit_path} and {result.host_path}")
     return 0

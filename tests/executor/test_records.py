@@ -38,7 +38,11 @@ def test_records_follow_the_dispatch_plan(joint_run, ex):
     steps = pd.read_csv(joint_run / "steps.csv")
     mbs = pd.read_csv(joint_run / "micro_batches.csv")
     # What every rank resolved: the same workload, plan and cost model, hence the same dispatch.
-    run = resolve(ExecutorConfig(plan=ex.plan, steps=ex.steps, tasks=str(ex.tasks)), 4, check_outputs=False)
+    run = resolve(
+        ExecutorConfig(plan=ex.plan, steps=ex.steps, tasks=str(ex.tasks), profile=ex.common["profile"]),
+        4,
+        check_outputs=False,
+    )
     workload, plan, cost = run.workload, run.plan, run.cost
     sampler = StepSampler(workload, seed=0)
     dispatcher = get_dispatcher("balanced")

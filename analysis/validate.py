@@ -1,0 +1,455 @@
+"""Sim-vs-real validation: run the executor on a few deployment plans here, simulate the same plans on the same
+sampled steps, and measure how far the simulator's step times are from the real ones (`lobra validate`).
+
+Same data: the executor and the simulator both draw every step with StepSampler(workload, seed) in its default
+(stratified) mode, and both dispatch it with the same dispatcher over the same layer profile (the executor gets it
+with --profile), so they run the same sequences in the same micro-batches. Every step's sequence count and tokens are
+checked equal between the two record sets; a mismatch stops the validation.
+
+The cost model is the executor's CPU calibration (executor/calibrate.py): the executor's whole micro-batches per
+layer in the profile, and the host effects of R ranks on these cores (costmodel/host.py: compute slowdown, gradient
+sync, optimizer), applied per plan by its rank count. The first step(s) of every real run warm up allocators and
+the ranks' Python and are left out of the metrics (`warmup`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from costmodel import CostModel, DeploymentPlan, parse_plan
+from costmodel.errors import CostModelError
+from costmodel.host import SHIPPED_HOSTS, HostCostModel, HostModel
+from costmodel.profile import SHIPPED_PROFILES, shipped_path
+
+# Plans of the tiny model on this 2-core machine, one of each kind: one rank; data, tensor and pipeline parallelism
+# on the two cores; and one heterogeneous plan of 3 ranks, more ranks than cores on purpose: the case the host
+# model's contention terms are for (2-rank plans never oversubscribe the cores). The scenario's own 4-rank plans
+# (`--plans '<2,1>x1 <1,1>x2;<1,1>x4'`) run as well, at twice the contention and a longer run.
+DEFAULT_PLANS = ("<1,1>x1", "<1,1>x2", "<2,1>x1", "<1,2>x1", "<2,1>x1 <1,1>x1")
+DEFAULT_SCENARIO = "tiny-cpu"
+DEFAULT_OUT = "out/validate"
+DEFAULT_STEPS = 6
+DEFAULT_WARMUP = 1
+DEFAULT_MAX_RANKS = 4
+
+
+class ValidationError(ValueError):
+    """Bad input to the validation (a plan, a scenario, a step count), or real and simulated runs that did not see
+    the same data."""
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    scenario: str = DEFAULT_SCENARIO
+    plans: tuple[str, ...] = DEFAULT_PLANS
+    steps: int = DEFAULT_STEPS
+    warmup: int = DEFAULT_WARMUP
+    seed: int = 0
+    max_ranks: int = DEFAULT_MAX_RANKS
+    dispatcher: str = "balanced"
+    out: str = DEFAULT_OUT
+    calibrate: bool = False
+    # The grid `--calibrate` measures (None: executor/calibrate.py's defaults).
+    calibration_seq_lens: tuple[int, ...] | None = None
+    calibration_mbs: tuple[int, ...] | None = None
+    calibration_repeats: int = 5
+    # Run the first plan a second time: how far two real runs of the same steps are apart on this machine.
+    noise_check: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.plans:
+            raise ValidationError("--plans needs at least one plan")
+        for name, low in (
+            ("steps", 1),
+            ("warmup", 0),
+            ("seed", 0),
+            ("max_ranks", 1),
+            ("calibration_repeats", 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValidationError(
+                    f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}"
+                )
+        if self.steps <= self.warmup:
+            raise ValidationError(
+                f"--steps {self.steps} leaves no step after the {self.warmup} warm-up step(s); use more steps"
+            )
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out)
+
+
+def parse_plans(text: str) -> tuple[str, ...]:
+    """'PLAN;PLAN;...' -> canonical plan strings (each checked)."""
+    plans = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        try:
+            plans.append(str(parse_plan(part)))
+        except CostModelError as err:
+            raise ValidationError(f"bad plan {part!r} in --plans: {err}") from None
+    if not plans:
+        raise ValidationError(f"--plans {text!r} holds no plan; expected e.g. '<1,1>x2;<2,1>x1'")
+    return tuple(plans)
+
+
+# -- calibration ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    profile: Path
+    host: HostModel
+    origin: str  # "shipped", "cached" (a previous --calibrate under --out) or "calibrated now"
+
+
+def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progress: bool) -> Calibration:
+    """--calibrate: measure now (into OUT/calibration); else the cached one under OUT, else the shipped one, else
+    measure now."""
+    cache = cfg.out_dir / "calibration"
+    stem = f"{model}_{gpu}".replace(".", "_").replace("-", "_")
+    cached_profile, cached_host = cache / f"{stem}_layer_time.csv", cache / f"{stem}_host.json"
+    if not cfg.calibrate:
+        if cached_profile.is_file() and cached_host.is_file():
+            return Calibration(cached_profile.resolve(), HostModel.from_json(cached_host), "cached")
+        shipped = SHIPPED_PROFILES.get((model, gpu)), SHIPPED_HOSTS.get((model, gpu))
+        if all(shipped) and all(shipped_path(f).is_file() for f in shipped):
+            return Calibration(
+                shipped_path(shipped[0]), HostModel.from_json(shipped_path(shipped[1])), "shipped"
+            )
+    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+
+    result = calibrate_executor(
+        cache,
+        scenario=cfg.scenario,
+        seq_lens=cfg.calibration_seq_lens or DEFAULT_SEQ_LENS,
+        mbs=cfg.calibration_mbs or DEFAULT_MBS,
+        repeats=cfg.calibration_repeats,
+        max_ranks=max_ranks,
+        progress=progress,
+    )
+    return Calibration(result.profile_path.resolve(), result.host, "calibrated now")
+
+
+# -- metrics ---------------------------------------------------------------------------------------------------------
+def step_metrics(pairs: pd.DataFrame) -> dict:
+    """Over measured (non-warm-up) step pairs with columns real_step_s, sim_step_s, real_gpu_s, sim_gpu_s:
+    mean absolute percentage error of step time, the 95th percentile of |error|%, and the GPU-seconds error
+    (simulated total over real total, minus one, in %)."""
+    if pairs.empty:
+        return {"mape_pct": None, "p95_abs_pct_error": None, "gpu_seconds_error_pct": None, "pairs": 0}
+    abs_pct = (pairs["sim_step_s"] - pairs["real_step_s"]).abs() / pairs["real_step_s"] * 100
+    real_gpu_s = float(pairs["real_gpu_s"].sum())
+    return {
+        "mape_pct": float(abs_pct.mean()),
+        "p95_abs_pct_error": float(np.percentile(abs_pct, 95)),
+        "gpu_seconds_error_pct": (float(pairs["sim_gpu_s"].sum()) / real_gpu_s - 1) * 100,
+        "pairs": len(pairs),
+    }
+
+
+def kendall_tau(real: list[float], sim: list[float]) -> float | None:
+    """Rank agreement of the plans' mean real and simulated step times (scipy's tau-b); None below two plans."""
+    from scipy.stats import kendalltau
+
+    if len(real) < 2:
+        return None
+    tau = kendalltau(real, sim).statistic
+    return None if np.isnan(tau) else round(float(tau), 6)  # 0.9999999999999999 is 1
+
+
+def step_pairs(plan: DeploymentPlan, real_steps: pd.DataFrame, sim_steps: pd.DataFrame, warmup: int):
+    """One row per step both runs made; raises unless they saw the same sequences and tokens."""
+    sim_ok = sim_steps[sim_steps["status"] == "ok"] if "status" in sim_steps else sim_steps
+    real = real_steps.set_index("step")
+    sim = sim_ok.set_index("step")
+    if list(real.index) != list(sim.index):
+        raise ValidationError(
+            f"plan {plan}: the executor ran steps {list(real.index)}, the simulator {list(sim.index)}"
+        )
+    for step in real.index:
+        got = (int(sim.at[step, "num_sequences"]), int(sim.at[step, "tokens"]))
+        want = (int(real.at[step, "num_sequences"]), int(real.at[step, "tokens"]))
+        if got != want:
+            raise ValidationError(
+                f"plan {plan} step {step}: the simulator saw {got[0]} sequences / {got[1]} tokens, the executor "
+                f"{want[0]} / {want[1]}: they did not sample the same data"
+            )
+    out = pd.DataFrame(
+        {
+            "plan": str(plan),
+            "ranks": plan.num_gpus,
+            "step": real.index.astype(int),
+            "warmup": real.index < warmup,
+            "num_sequences": real["num_sequences"].astype(int).values,
+            "tokens": real["tokens"].astype(int).values,
+            "sim_num_sequences": sim["num_sequences"].astype(int).values,
+            "sim_tokens": sim["tokens"].astype(int).values,
+            "real_step_s": real["step_time_s"].astype(float).values,
+            "sim_step_s": sim["step_time_s"].astype(float).values,
+        }
+    )
+    out["real_gpu_s"] = out["real_step_s"] * plan.num_gpus
+    out["sim_gpu_s"] = out["sim_step_s"] * plan.num_gpus
+    out["error_pct"] = (out["sim_step_s"] - out["real_step_s"]) / out["real_step_s"] * 100
+    return out
+
+
+def dispatch_agreement(real_replicas: pd.DataFrame, sim_replicas: pd.DataFrame) -> float:
+    """Share of (step, replica) rows where both runs gave the replica the same tokens in as many micro-batches."""
+    keys = ["step", "replica"]
+    cols = ["tokens", "padded_tokens", "micro_batches"]
+    sim = sim_replicas[sim_replicas["attempt"] == 0] if "attempt" in sim_replicas else sim_replicas
+    merged = real_replicas[keys + cols].merge(sim[keys + cols], on=keys, suffixes=("_real", "_sim"))
+    if merged.empty:
+        return 0.0
+    same = np.logical_and.reduce([merged[f"{c}_real"] == merged[f"{c}_sim"] for c in cols])
+    return float(same.sum() / max(len(real_replicas), len(merged)))
+
+
+# -- the validation ---------------------------------------------------------------------------------------------
+@dataclass
+class PlanResult:
+    plan: str
+    ranks: int
+    steps_measured: int
+    real_step_s: float
+    sim_step_s: float
+    error_pct: float
+    mape_pct: float | None
+    p95_abs_pct_error: float | None
+    gpu_seconds_error_pct: float | None
+    dispatch_agreement: float
+    load_avg_1m: float
+    wall_s: float
+
+
+@dataclass
+class Validation:
+    scenario: str
+    warmup: int
+    steps: int
+    seed: int
+    calibration: dict
+    per_plan: list[PlanResult]
+    pairs: pd.DataFrame
+    metrics: dict = field(default_factory=dict)
+    noise: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "mape_step_time": self.metrics["mape_pct"],
+            "p95_abs_pct_error": self.metrics["p95_abs_pct_error"],
+            "kendall_tau": self.metrics["kendall_tau"],
+            "gpu_seconds_error_pct": self.metrics["gpu_seconds_error_pct"],
+            "step_pairs": self.metrics["pairs"],
+            "rerun_noise": self.noise,
+            "warmup_steps_skipped": self.warmup,
+            "scenario": self.scenario,
+            "steps": self.steps,
+            "seed": self.seed,
+            "calibration": self.calibration,
+            "per_plan": [asdict(p) for p in self.per_plan],
+            "files": {"pairs": "pairs.csv", "plans": "plans.csv"},
+            "pairs": self.pairs.to_dict("records"),
+        }
+
+    def write(self, out: str | Path) -> list[Path]:
+        """pairs.csv (every step pair, warm-up ones flagged), plans.csv and validation.json: each whole or not."""
+        from executor.records import atomic_write
+
+        out = Path(out)
+        plans = pd.DataFrame([asdict(p) for p in self.per_plan])
+        paths = [out / "pairs.csv", out / "plans.csv", out / "validation.json"]
+        atomic_write(paths[0], lambda p: self.pairs.to_csv(p, index=False))
+        atomic_write(paths[1], lambda p: plans.to_csv(p, index=False))
+        payload = json.dumps(self.to_dict(), indent=2) + "\n"
+        atomic_write(paths[2], lambda p: p.write_text(payload))
+        return paths
+
+
+def check_inputs(cfg: ValidateConfig):
+    """Everything checkable before running anything: scenario, plans against the model, ranks and the executor."""
+    from executor.config import ExecutorConfig
+    from executor.errors import ExecutorError
+    from executor.resolve import resolve
+    from traces import load_scenario
+
+    scenario = load_scenario(cfg.scenario)
+    if scenario.gpu != "cpu":
+        raise ValidationError(
+            f"scenario {scenario.name!r} runs on {scenario.gpu}; validate runs the executor on this machine's CPU "
+            "(use a scenario on gpu 'cpu', e.g. tiny-cpu)"
+        )
+    plans = [parse_plans(p)[0] if isinstance(p, str) else str(p) for p in cfg.plans]
+    if len(set(plans)) != len(plans):
+        raise ValidationError(f"--plans repeats a plan: {'; '.join(plans)}")
+    parsed = [parse_plan(p) for p in plans]
+    for plan in parsed:
+        if plan.num_gpus > cfg.max_ranks:
+            raise ValidationError(
+                f"plan {plan} needs {plan.num_gpus} ranks, more than --max-ranks {cfg.max_ranks}"
+            )
+        try:
+            resolve(
+                ExecutorConfig(
+                    plan=str(plan),
+                    steps=cfg.steps,
+                    scenario=cfg.scenario,
+                    device="cpu",
+                    seed=cfg.seed,
+                    dispatcher=cfg.dispatcher,
+                    out=str(cfg.out_dir / "runs" / plan_slug(plan)),
+                ),
+                plan.num_gpus,
+                check_outputs=False,
+            )
+        except ExecutorError as err:
+            raise ValidationError(str(err)) from None
+    return scenario, parsed
+
+
+def plan_slug(plan: DeploymentPlan) -> str:
+    return "_".join(f"tp{c.tp}pp{c.pp}x{n}" for c, n in plan.entries)
+
+
+def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
+    from tqdm import tqdm
+
+    scenario, plans = check_inputs(cfg)
+    max_ranks = max(cfg.max_ranks, max(p.num_gpus for p in plans))
+    cal = calibration(cfg, scenario.model, scenario.gpu, max_ranks, progress)
+    for plan in plans:
+        try:
+            cal.host.check_plan(plan.replicas, plan.num_gpus)
+        except CostModelError as err:
+            raise ValidationError(f"plan {plan}: {err}") from None
+    base = CostModel.build(scenario.model, scenario.gpu, profile=cal.profile)
+    results, frames = [], []
+    for plan in tqdm(plans, desc="validate", unit="plan", disable=not progress):
+        start = time.perf_counter()
+        load = os.getloadavg()[0]
+        real = run_executor(cfg, plan, cal.profile)
+        sim = simulate(cfg, scenario, plan, HostCostModel.for_plan(base, cal.host, plan))
+        pairs = step_pairs(plan, real["steps"], sim.steps, cfg.warmup)
+        frames.append(pairs)
+        measured = pairs[~pairs["warmup"]]
+        m = step_metrics(measured)
+        results.append(
+            PlanResult(
+                plan=str(plan),
+                ranks=plan.num_gpus,
+                steps_measured=len(measured),
+                real_step_s=float(measured["real_step_s"].mean()),
+                sim_step_s=float(measured["sim_step_s"].mean()),
+                error_pct=float((measured["sim_step_s"].mean() / measured["real_step_s"].mean() - 1) * 100),
+                mape_pct=m["mape_pct"],
+                p95_abs_pct_error=m["p95_abs_pct_error"],
+                gpu_seconds_error_pct=m["gpu_seconds_error_pct"],
+                dispatch_agreement=dispatch_agreement(real["replicas"], sim.replicas),
+                load_avg_1m=round((load + os.getloadavg()[0]) / 2, 2),
+                wall_s=round(time.perf_counter() - start, 1),
+            )
+        )
+    pairs = pd.concat(frames, ignore_index=True)
+    metrics = step_metrics(pairs[~pairs["warmup"]])
+    metrics["kendall_tau"] = kendall_tau([r.real_step_s for r in results], [r.sim_step_s for r in results])
+    cal_info = {"origin": cal.origin, "profile": str(cal.profile), "host": cal.host.source}
+    noise = rerun_noise(cfg, plans[0], cal.profile, frames[0]) if cfg.noise_check else None
+    return Validation(cfg.scenario, cfg.warmup, cfg.steps, cfg.seed, cal_info, results, pairs, metrics, noise)
+
+
+def rerun_noise(cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, first: pd.DataFrame) -> dict:
+    """The plan's real run again, same steps and dispatch: the machine's own run-to-run spread, against which the
+    simulator's error can be read (this machine is shared; what else runs on it changes step times)."""
+    steps = run_executor(cfg, plan, profile, tag="rerun")["steps"].set_index("step")
+    first = first.set_index("step")
+    if list(steps["tokens"]) != list(first["tokens"]):
+        raise ValidationError(f"plan {plan}: the rerun did not run the same steps as the first run")
+    measured = ~first["warmup"]
+    before = float(first.loc[measured, "real_step_s"].mean())
+    again = float(steps.loc[measured[measured].index, "step_time_s"].mean())
+    abs_pct = (steps.loc[measured[measured].index, "step_time_s"] - first.loc[measured, "real_step_s"]).abs()
+    return {
+        "plan": str(plan),
+        "first_step_s": before,
+        "rerun_step_s": again,
+        "diff_pct": (again / before - 1) * 100,
+        "step_mape_pct": float((abs_pct / first.loc[measured, "real_step_s"]).mean() * 100),
+    }
+
+
+def run_executor(
+    cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, tag: str = ""
+) -> dict[str, pd.DataFrame]:
+    """`lobra execute` of this plan (a fresh run folder under OUT/runs), its records as DataFrames."""
+    from executor.config import ExecutorConfig
+    from executor.launch import launch
+    from executor.records import Records
+
+    run_dir = cfg.out_dir / "runs" / (plan_slug(plan) + (f"_{tag}" if tag else ""))
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # our own previous run of this plan: the executor refuses old checkpoints
+    run_dir.mkdir(parents=True)
+    ex = ExecutorConfig(
+        plan=str(plan),
+        steps=cfg.steps,
+        scenario=cfg.scenario,
+        out=str(run_dir),
+        seed=cfg.seed,
+        dispatcher=cfg.dispatcher,
+        device="cpu",
+        profile=str(profile),
+        checkpoint_every=cfg.steps,  # one checkpoint, after the last step: nothing between timed steps
+        keep_checkpoints=1,
+    )
+    log = run_dir.parent / f"{run_dir.name}.log"
+    rc = launch(ex, plan.num_gpus, log=log)
+    if rc:
+        raise ValidationError(
+            f"the executor failed on plan {plan} (exit status {rc}); its output is in {log}"
+        )
+    records = Records.read(run_dir)
+    return {name: records.frame(name) for name in ("steps", "replicas", "micro_batches")}
+
+
+def simulate(cfg: ValidateConfig, scenario, plan: DeploymentPlan, cost: HostCostModel):
+    """The simulator on the same plan, steps, seed and sampler mode as the executor."""
+    from sim import Policy, SimConfig
+
+    policy = Policy("validate", cfg.dispatcher, plan=plan)
+    sim = SimConfig(steps=cfg.steps, seed=cfg.seed, sampling=executor_sampling_mode(), replan=False)
+    return _executor_simulator()(scenario.workload, cost, plan.num_gpus, policy, sim).run()
+
+
+def _executor_simulator():
+    """The simulator, dispatching as the executor does: with the cost model without host effects (the executor's
+    dispatcher knows nothing of the cores it shares), while the host model times what was dispatched. Scaling
+    replicas of different configs by different contention would otherwise move sequences between them."""
+    from dataclasses import replace
+
+    from sim import Simulator
+
+    class ExecutorSimulator(Simulator):
+        def _dispatch(self, items, phase):  # Simulator's per-step dispatch, given the executor's cost model
+            return super()._dispatch(items, replace(phase, cost=phase.cost.base))
+
+    return ExecutorSimulator
+
+
+def executor_sampling_mode() -> str:
+    """The mode the executor samples in: it builds StepSampler(workload, seed=...) with the default mode."""
+    import inspect
+
+    from traces import StepSampler
+
+    return inspect.signature(StepSampler).parameters["mode"].default

@@ -1,0 +1,164 @@
+"""Host effects: what a per-layer profile does not describe when every rank of a plan is a process on a few shared
+CPU cores (the executor on this machine: `lobra execute` starts one single-threaded process per rank).
+
+All three are measured with the executor's own code by `lobra calibrate --device cpu --target executor`
+(executor/calibrate.py), with R = 1..max ranks running at once:
+
+- slowdown[config][R]: a replica's compute time for a step-like block of micro-batches while R ranks in all run it
+  (the replica's own plus independent <1,1> ranks) over the same replica running it alone, which is how its profile
+  rows were measured. R ranks on fewer cores share them, a TP pair stalls when one of its ranks is descheduled, and
+  pipeline stages free their core while they wait; background load on the machine shows up here too.
+- sync_s[R]: the executor's LoRA-gradient sync (executor/sync.py): every rank writes its gradient shards into the
+  full flat fp32 buffer and one world all-reduce (gloo) sums it. R participants, not the replica count, and the full
+  buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
+- optimizer_s[R]: the executor's AdamW step of every task's adapter: Python-bound at these sizes, not
+  bandwidth-bound as CostModel.optimizer_s assumes.
+
+HostCostModel applies them to a plan of R ranks, and only when the caller asks for it (lobra validate):
+CostModel.build never adds them, so planners and the simulator are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from costmodel.cost_model import CostModel
+from costmodel.errors import CostModelError
+from costmodel.memory import MemoryOptions
+from costmodel.parallel import ParallelConfig
+from costmodel.profile import shipped_path
+from costmodel.replica_time import MicroBatch
+
+# Shipped host models by (model, gpu), beside the shipped profiles (costmodel/profiles/SOURCES.md says where from).
+SHIPPED_HOSTS: dict[tuple[str, str], str] = {("tiny", "cpu"): "tiny_cpu_host.json"}
+INDEPENDENT = "<1,1>"
+
+
+@dataclass(frozen=True)
+class HostModel:
+    """Measured host effects per rank count R (see the module docstring). slowdown is per replica config: a replica
+    of tensor-parallel ranks stalls whenever one of them is descheduled, pipeline stages leave cores idle while they
+    wait for each other; a config without its own table falls back to independent ranks (<1,1>)."""
+
+    cores: int
+    slowdown: dict[
+        str, dict[int, float]
+    ]  # "<tp,pp>" -> {R: this replica's compute with R ranks busy / alone}
+    sync_s: dict[int, float]
+    optimizer_s: dict[int, float]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cores, int) or self.cores < 1:
+            raise CostModelError(f"host model: cores must be a positive integer, got {self.cores!r}")
+        if INDEPENDENT not in self.slowdown:
+            raise CostModelError(f"host model: slowdown needs a table for {INDEPENDENT} (independent ranks)")
+        tables = {f"slowdown {c}": t for c, t in self.slowdown.items()}
+        tables |= {"sync_s": self.sync_s, "optimizer_s": self.optimizer_s}
+        for name, table in tables.items():
+            if not table or any(not isinstance(r, int) or r < 1 for r in table):
+                raise CostModelError(f"host model: {name} needs positive integer rank counts, got {table!r}")
+            if any(not isinstance(v, int | float) or v < 0 for v in table.values()):
+                raise CostModelError(f"host model: {name} values must be numbers >= 0, got {table!r}")
+        if set(self.sync_s) != set(self.optimizer_s):
+            raise CostModelError("host model: sync_s and optimizer_s must cover the same rank counts")
+        if any(v <= 0 for t in self.slowdown.values() for v in t.values()):
+            raise CostModelError(f"host model: slowdown factors must be positive, got {self.slowdown!r}")
+
+    @property
+    def ranks(self) -> list[int]:
+        return sorted(self.sync_s)
+
+    def slowdown_table(self, config: ParallelConfig) -> dict[int, float]:
+        return self.slowdown.get(str(config), self.slowdown[INDEPENDENT])
+
+    def check_plan(self, configs, ranks: int) -> None:
+        """Raise unless every config of a plan of `ranks` ranks has measured host effects."""
+        missing = [str(c) for c in configs if ranks not in self.slowdown_table(c)]
+        if ranks not in self.sync_s or missing:
+            raise CostModelError(
+                f"the host model has no measurements for {ranks} ranks"
+                + (f" with replica(s) {', '.join(dict.fromkeys(missing))}" if missing else "")
+                + f" (measured: {', '.join(map(str, self.ranks))} ranks); recalibrate with a larger --max-ranks"
+            )
+
+    def to_json(self, path: str | Path, extra: dict | None = None) -> None:
+        payload = {
+            "cores": self.cores,
+            "slowdown": {c: {str(r): v for r, v in sorted(t.items())} for c, t in self.slowdown.items()},
+            "sync_s": {str(r): v for r, v in sorted(self.sync_s.items())},
+            "optimizer_s": {str(r): v for r, v in sorted(self.optimizer_s.items())},
+            "source": self.source,
+            **(extra or {}),
+        }
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> HostModel:
+        path = Path(path)
+        if not path.is_file():
+            raise CostModelError(f"host model {str(path)!r} does not exist")
+        try:
+            payload = json.loads(path.read_text())
+
+            def table(d: dict) -> dict[int, float]:
+                return {int(r): float(v) for r, v in d.items()}
+
+            return cls(
+                int(payload["cores"]),
+                {c: table(t) for c, t in payload["slowdown"].items()},
+                table(payload["sync_s"]),
+                table(payload["optimizer_s"]),
+                payload.get("source", path.name),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None
+
+
+def shipped_host(model: str, gpu: str) -> HostModel | None:
+    """The shipped host model for (model, gpu), if there is one on disk."""
+    filename = SHIPPED_HOSTS.get((model, gpu))
+    if filename is None:
+        return None
+    path = shipped_path(filename)
+    return HostModel.from_json(path) if path.is_file() else None
+
+
+class HostCostModel(CostModel):
+    """A cost model for a plan of `ranks` processes sharing the host: each replica's stage compute scaled by the
+    contention its config suffers at that rank count, the measured gradient sync and optimizer in place of the
+    analytical ones. `base` is the cost model without host effects (what the executor's dispatcher uses)."""
+
+    def __init__(self, base: CostModel, host: HostModel, ranks: int, configs=()) -> None:
+        host.check_plan(configs, ranks)
+        super().__init__(
+            base.model, base.gpu, base.fit, base.analytical, base.memory, base.cap, f"{base.source} + host"
+        )
+        self.base, self.host, self.ranks = base, host, ranks
+
+    @classmethod
+    def for_plan(cls, base: CostModel, host: HostModel, plan) -> HostCostModel:
+        return cls(base, host, plan.num_gpus, plan.replicas)
+
+    def with_memory(self, memory: MemoryOptions) -> HostCostModel:
+        return HostCostModel(self.base.with_memory(memory), self.host, self.ranks)
+
+    def compute_factor(self, config: ParallelConfig) -> float:
+        """This replica's compute with `ranks` ranks busy over the same replica alone, which is how its profile
+        rows were measured (executor/calibrate.py)."""
+        table = self.host.slowdown_table(config)
+        if self.ranks not in table:
+            raise CostModelError(f"the host model has no slowdown of {config} with {self.ranks} ranks")
+        return table[self.ranks]
+
+    def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
+        return super().stage_s(config, mb) * self.compute_factor(config)
+
+    def dp_sync_s(self, config: ParallelConfig, num_replicas: int, spans_nodes: bool) -> float:
+        # The executor all-reduces over every rank whatever the replica count: measured at this rank count.
+        return self.host.sync_s[self.ranks]
+
+    def optimizer_s(self, config: ParallelConfig) -> float:
+        return self.host.optimizer_s[self.ranks]

@@ -1,0 +1,122 @@
+"""`lobra validate`: the executor and the simulator on the same plans and sampled steps; how far apart they are."""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from analysis.validate import (
+    DEFAULT_MAX_RANKS,
+    DEFAULT_OUT,
+    DEFAULT_PLANS,
+    DEFAULT_SCENARIO,
+    DEFAULT_STEPS,
+    DEFAULT_WARMUP,
+    ValidateConfig,
+    parse_plans,
+)
+from lobra.commands._common import print_json, print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="run plans on the executor here and in the simulator; step-time error and plan ranking",
+    )
+    p.add_argument(
+        "--scenario", default=DEFAULT_SCENARIO, help=f"a CPU scenario (default {DEFAULT_SCENARIO})"
+    )
+    p.add_argument(
+        "--plans", help=f"plans separated by ';' (default: {'; '.join(DEFAULT_PLANS)})", default=None
+    )
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"steps per plan (default {DEFAULT_STEPS})"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=DEFAULT_WARMUP,
+        help=f"first steps of each real run left out of the metrics (default {DEFAULT_WARMUP})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (both runs), data and LoRA init")
+    p.add_argument(
+        "--max-ranks",
+        type=int,
+        default=DEFAULT_MAX_RANKS,
+        help=f"most ranks a plan may use (default {DEFAULT_MAX_RANKS})",
+    )
+    p.add_argument("--dispatcher", default="balanced", help="dispatch policy of both runs (default balanced)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure the CPU calibration now (default: reuse OUT/calibration, else the shipped one)",
+    )
+    p.add_argument(
+        "--no-noise-check",
+        action="store_true",
+        help="skip the second real run of the first plan (the machine's run-to-run spread)",
+    )
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args) -> int:
+    from analysis.validate import validate
+
+    plans = parse_plans(args.plans) if args.plans is not None else DEFAULT_PLANS
+    cfg = ValidateConfig(
+        scenario=args.scenario,
+        plans=plans,
+        steps=args.steps,
+        warmup=args.warmup,
+        seed=args.seed,
+        max_ranks=args.max_ranks,
+        dispatcher=args.dispatcher,
+        out=args.out,
+        calibrate=args.calibrate,
+        noise_check=not args.no_noise_check,
+    )
+    result = validate(cfg, progress=not args.json)
+    paths = result.write(cfg.out_dir)
+    summary = result.to_dict()
+    if args.json:
+        print_json({k: v for k, v in summary.items() if k != "pairs"})
+        return 0
+    table = pd.DataFrame(summary["per_plan"]).rename(
+        columns={
+            "steps_measured": "steps",
+            "real_step_s": "real_s",
+            "sim_step_s": "sim_s",
+            "error_pct": "err_%",
+            "mape_pct": "MAPE_%",
+            "p95_abs_pct_error": "p95_%",
+            "gpu_seconds_error_pct": "gpu_s_err_%",
+            "dispatch_agreement": "same_dispatch",
+            "load_avg_1m": "load",
+        }
+    )
+    print(
+        f"{cfg.scenario}: {len(table)} plans, {cfg.steps} steps each; calibration {summary['calibration']['origin']} "
+        f"({summary['calibration']['profile']})"
+    )
+    print_table(table.drop(columns=["wall_s"]), floatfmt="{:.3g}")
+    tau = summary["kendall_tau"]
+    print(
+        f"step time: MAPE {summary['mape_step_time']:.1f}%, p95 |error| {summary['p95_abs_pct_error']:.1f}% over "
+        f"{summary['step_pairs']} step pairs (the first {cfg.warmup} step(s) of each real run skipped as warm-up)"
+    )
+    print(
+        f"GPU-seconds error {summary['gpu_seconds_error_pct']:+.1f}%; plan ranking Kendall tau "
+        + ("n/a (one plan)" if tau is None else f"{tau:.2f}")
+    )
+    noise = summary["rerun_noise"]
+    if noise:
+        print(
+            f"run-to-run noise: {noise['plan']} run again, same steps: {noise['first_step_s']:.3g} s -> "
+            f"{noise['rerun_step_s']:.3g} s per step ({noise['diff_pct']:+.1f}%; per-step MAPE between the two real "
+            f"runs {noise['step_mape_pct']:.1f}%)"
+        )
+    print(f"wrote {', '.join(str(p) for p in paths)} and the runs under {cfg.out_dir / 'runs'}")
+    return 0

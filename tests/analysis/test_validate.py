@@ -1,0 +1,175 @@
+"""`lobra validate` on small inputs: metrics of known step pairs, the same-data guard, bad input, and one real run
+(one rank, two steps) against a one-job calibration."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.validate import (
+    ValidateConfig,
+    ValidationError,
+    calibration,
+    dispatch_agreement,
+    kendall_tau,
+    parse_plans,
+    step_metrics,
+    step_pairs,
+)
+from costmodel import CostModel, parse_plan
+from costmodel.host import HostModel
+
+
+def test_step_metrics_of_known_pairs():
+    pairs = pd.DataFrame({"real_step_s": [1.0, 2.0, 4.0, 0.5], "sim_step_s": [1.1, 1.8, 4.0, 0.6]})
+    pairs["real_gpu_s"] = pairs["real_step_s"] * [1, 1, 2, 2]
+    pairs["sim_gpu_s"] = pairs["sim_step_s"] * [1, 1, 2, 2]
+    m = step_metrics(pairs)
+    abs_pct = [10.0, 10.0, 0.0, 20.0]
+    assert m["mape_pct"] == pytest.approx(10.0)
+    assert m["p95_abs_pct_error"] == pytest.approx(np.percentile(abs_pct, 95)) == pytest.approx(18.5)
+    # GPU-seconds: (1.1 + 1.8 + 8.0 + 1.2) / (1 + 2 + 8 + 1) - 1
+    assert m["gpu_seconds_error_pct"] == pytest.approx((12.1 / 12.0 - 1) * 100)
+    assert m["pairs"] == 4
+    assert step_metrics(pairs.iloc[:0])["mape_pct"] is None
+
+
+def test_kendall_tau_of_known_rankings():
+    assert kendall_tau([1.0, 2.0, 3.0], [0.5, 2.5, 9.0]) == pytest.approx(1.0)
+    assert kendall_tau([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+    # one discordant pair of three: (2 - 1) / 3
+    assert kendall_tau([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]) == pytest.approx(1 / 3)
+    assert kendall_tau([1.0], [2.0]) is None
+
+
+def _steps(tokens, times):
+    return pd.DataFrame(
+        {
+            "step": range(len(tokens)),
+            "num_sequences": 4,
+            "tokens": tokens,
+            "step_time_s": times,
+            "status": "ok",
+        }
+    )
+
+
+def test_step_pairs_flag_warmup_and_refuse_different_data():
+    plan = parse_plan("<1,1>x2")
+    pairs = step_pairs(plan, _steps([10, 20, 30], [2.0, 1.0, 1.0]), _steps([10, 20, 30], [1.0, 1.1, 0.9]), 1)
+    assert list(pairs["warmup"]) == [True, False, False]
+    assert list(pairs["error_pct"].round(6)) == [-50.0, 10.0, -10.0]
+    assert list(pairs["sim_gpu_s"].round(6)) == [2.0, 2.2, 1.8]
+    with pytest.raises(ValidationError, match="step 1: the simulator saw 4 sequences / 21 tokens"):
+        step_pairs(plan, _steps([10, 20, 30], [1.0] * 3), _steps([10, 21, 30], [1.0] * 3), 1)
+    with pytest.raises(ValidationError, match="ran steps"):
+        step_pairs(plan, _steps([10, 20], [1.0] * 2), _steps([10, 20, 30], [1.0] * 3), 1)
+
+
+def test_dispatch_agreement_counts_matching_replica_rows():
+    real = pd.DataFrame(
+        {"step": [0, 0, 1, 1], "replica": [0, 1, 0, 1], "tokens": [5, 6, 7, 8], "padded_tokens": [5, 6, 8, 8]}
+    )
+    real["micro_batches"] = 1
+    sim = real.assign(attempt=0)
+    sim.loc[3, "tokens"] = 9
+    assert dispatch_agreement(real, sim) == 0.75
+
+
+def test_plans_parse_to_canonical_strings():
+    assert parse_plans("<2,1>x1 <1,1>x1; <1,1>x2 ;") == ("<1,1>x1 <2,1>x1", "<1,1>x2")
+    with pytest.raises(ValidationError, match="bad plan '<1,1>x0'"):
+        parse_plans("<1,1>x2;<1,1>x0")
+    with pytest.raises(ValidationError, match="holds no plan"):
+        parse_plans(" ; ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--plans '<1,1>x1;<<'", "bad plan '<<'"),
+        ("--plans '<1,1>x4 <2,1>x1'", "needs 6 ranks, more than --max-ranks 4"),
+        ("--plans '<1,1>x2' --max-ranks 1", "needs 2 ranks, more than --max-ranks 1"),
+        ("--plans '<1,1>x1;<1,1>'", "repeats a plan"),
+        ("--plans '<1,3>'", "pp=3 exceeds the model's 2 layers"),
+        ("--scenario no-such", "unknown scenario 'no-such'"),
+        ("--scenario paper-7b", "runs on a100-40gb"),
+        ("--steps 2 --warmup 2", "--steps 2 leaves no step after the 2 warm-up step(s)"),
+        ("--steps 0", "--steps must be an integer >= 1"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, message):
+    rc, out, err = cli(f"validate {args} --out {tmp_path / 'v'}")
+    assert rc == 2 and out == ""
+    assert err.startswith("lobra: error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "v").exists()
+
+
+def test_default_calibration_is_the_shipped_one(tmp_path):
+    cal = calibration(ValidateConfig(out=str(tmp_path)), "tiny", "cpu", 4, progress=False)
+    assert cal.origin == "shipped" and cal.profile.name == "tiny_cpu_layer_time.csv"
+    assert cal.host.ranks == [1, 2, 3, 4]
+    assert not (tmp_path / "calibration").exists()
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """A one-job executor calibration (tp=1, one rank, 9 shapes) where validate caches its own."""
+    from executor.calibrate import calibrate_executor
+
+    out = tmp_path_factory.mktemp("validate")
+    calibrate_executor(
+        out / "calibration",
+        seq_lens=(16, 48, 96),
+        mbs=(1, 2, 4),
+        repeats=1,
+        max_ranks=1,
+        tps=(1,),
+        host_configs=("<1,1>",),
+        progress=False,
+    )
+    return out
+
+
+def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
+    profile = pd.read_csv(calibrated / "calibration" / "tiny_cpu_layer_time.csv")
+    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time", "time_min"]
+    assert (
+        len(profile) == 9
+        and (profile["time"] >= profile["time_min"]).all()
+        and (profile["time_min"] > 0).all()
+    )
+    host = HostModel.from_json(calibrated / "calibration" / "tiny_cpu_host.json")
+    assert host.slowdown == {"<1,1>": {1: 1.0}} and host.sync_s[1] > 0 and host.optimizer_s[1] > 0
+    cost = CostModel.build("tiny", "cpu", profile=calibrated / "calibration" / "tiny_cpu_layer_time.csv")
+    assert cost.fit is not None and cost.fit.tps == [1]
+
+
+def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
+    out = calibrated
+    rc, stdout, err = cli(f"validate --plans '<1,1>x1' --steps 2 --no-noise-check --json --out {out}")
+    assert rc == 0, err
+    summary = json.loads(stdout)
+    assert summary["calibration"]["origin"] == "cached"
+    assert summary["warmup_steps_skipped"] == 1 and summary["step_pairs"] == 1
+    assert summary["kendall_tau"] is None  # one plan ranks nothing
+    (plan,) = summary["per_plan"]
+    assert plan["plan"] == "<1,1>x1" and plan["steps_measured"] == 1 and plan["dispatch_agreement"] == 1.0
+    pairs = pd.read_csv(out / "pairs.csv")
+    assert list(pairs["step"]) == [0, 1] and list(pairs["warmup"]) == [True, False]
+    # the same sampled data on both sides, as the executor recorded it
+    real = pd.read_csv(out / "runs" / "tp1pp1x1" / "steps.csv")
+    assert list(pairs["tokens"]) == list(pairs["sim_tokens"]) == list(real["tokens"])
+    assert list(pairs["num_sequences"]) == list(pairs["sim_num_sequences"]) == [32, 32]
+    assert pairs["real_step_s"].tolist() == pytest.approx(real["step_time_s"].tolist())
+    measured = pairs[~pairs["warmup"]]
+    abs_pct = (
+        (measured["sim_step_s"] - measured["real_step_s"]).abs() / measured["real_step_s"] * 100
+    ).mean()
+    assert summary["mape_step_time"] == pytest.approx(abs_pct)
+    assert json.loads((out / "validation.json").read_text())["per_plan"] == summary["per_plan"]
+    assert len(pd.read_csv(out / "plans.csv")) == 1
+    # more ranks than the cached host model was measured for: refused before anything runs
+    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --out {out}")
+    assert rc == 2 and "no measurements for 2 ranks" in err

@@ -1,0 +1,58 @@
+import pytest
+
+from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig, parse_plan
+from costmodel.errors import CostModelError
+from costmodel.host import HostCostModel, HostModel, shipped_host
+
+# t(b, s) = b ms per layer: a micro-batch of b sequences costs 2 b ms on the tiny model's 2 layers
+FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
+HOST = HostModel(
+    cores=2,
+    slowdown={"<1,1>": {1: 1.0, 2: 1.5, 3: 2.0}, "<2,1>": {2: 1.0, 3: 1.2}},
+    sync_s={1: 0.001, 2: 0.002, 3: 0.003},
+    optimizer_s={1: 0.01, 2: 0.01, 3: 0.02},
+)
+
+
+def test_host_model_scales_compute_per_config_and_replaces_sync_and_optimizer(tmp_path):
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    plan = parse_plan("<1,1>x1 <2,1>x1")
+    cost = HostCostModel.for_plan(base, HOST, plan)
+    mb = MicroBatch.padded(3, 16)
+    one, two = ParallelConfig(1, 1), ParallelConfig(2, 1)
+    assert base.stage_s(one, mb) == pytest.approx(0.006)
+    assert cost.stage_s(one, mb) == pytest.approx(0.006 * 2.0)
+    assert cost.stage_s(two, mb) == pytest.approx(0.006 * 1.2)
+    assert cost.dp_sync_s(one, 2, True) == 0.003 and cost.optimizer_s(two) == 0.02
+    # the simulator re-derives cost models per task set: the host effects and the plain base travel along
+    again = cost.with_memory(MemoryOptions(num_tasks=3, lora_rank=8))
+    assert isinstance(again, HostCostModel) and again.stage_s(one, mb) == pytest.approx(0.012)
+    assert again.base.memory.num_tasks == 3 and not isinstance(again.base, HostCostModel)
+    # a config without its own table contends like independent ranks
+    assert cost.compute_factor(ParallelConfig(1, 2)) == 2.0
+    HOST.to_json(tmp_path / "host.json", {"measured": {"date": "today"}})
+    assert HostModel.from_json(tmp_path / "host.json") == HOST
+
+
+def test_host_model_refuses_unmeasured_rank_counts_and_bad_tables(tmp_path):
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    with pytest.raises(CostModelError, match="no measurements for 4 ranks"):
+        HostCostModel.for_plan(base, HOST, parse_plan("<1,1>x4"))
+    with pytest.raises(CostModelError, match=r"for 2 ranks with replica\(s\) <2,1>"):
+        HostModel(2, {"<1,1>": {1: 1.0, 2: 1.1}, "<2,1>": {3: 1.0}}, {2: 0.0}, {2: 0.0}).check_plan(
+            parse_plan("<2,1>").replicas, 2
+        )
+    with pytest.raises(CostModelError, match="needs a table for <1,1>"):
+        HostModel(2, {"<2,1>": {2: 1.0}}, {2: 0.0}, {2: 0.0})
+    with pytest.raises(CostModelError, match="positive"):
+        HostModel(2, {"<1,1>": {1: 0.0}}, {1: 0.0}, {1: 0.0})
+    (tmp_path / "bad.json").write_text('{"cores": 2}')
+    with pytest.raises(CostModelError, match="malformed"):
+        HostModel.from_json(tmp_path / "bad.json")
+
+
+def test_shipped_tiny_cpu_host_model_covers_the_validation_plans():
+    host = shipped_host("tiny", "cpu")
+    assert host is not None and host.ranks == [1, 2, 3, 4]
+    for plan in ("<1,1>x1", "<1,1>x2", "<2,1>x1", "<1,2>x1", "<2,1>x1 <1,1>x1", "<2,1>x1 <1,1>x2"):
+        host.check_plan(parse_plan(plan).replicas, parse_plan(plan).num_gpus)
