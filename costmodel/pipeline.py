@@ -41,7 +41,7 @@ def pipeline_makespan(stage_s: Sequence[float], p2p_s: Sequence[float], pp: int)
         return float(sum(stage_s))
     fwd = [[s * FORWARD_SHARE for s in stage_s]] * pp
     bwd = [[s * (1 - FORWARD_SHARE) for s in stage_s]] * pp
-    return max(end for *_, end in pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1)))
+    return pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1), record=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -69,10 +69,14 @@ def _op_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int], ...]:
 
 
 def pipeline_timeline(
-    fwd_s: Sequence[Sequence[float]], bwd_s: Sequence[Sequence[float]], crossing_s: Sequence[Sequence[float]]
-) -> list[tuple[str, int, int, float, float]]:
+    fwd_s: Sequence[Sequence[float]],
+    bwd_s: Sequence[Sequence[float]],
+    crossing_s: Sequence[Sequence[float]],
+    record: bool = True,
+) -> list[tuple[str, int, int, float, float]] | float:
     """(kind, stage, micro-batch, start, end) of every op, for per-stage op durations fwd_s[k][m], bwd_s[k][m]
-    and per-boundary transfer times crossing_s[k][m] (boundary k joins stages k and k+1)."""
+    and per-boundary transfer times crossing_s[k][m] (boundary k joins stages k and k+1); with record=False only
+    the finish time of the last op (the simulator's hot path)."""
     pp, num_mb = len(fwd_s), len(fwd_s[0])
     f_end = [[0.0] * num_mb for _ in range(pp)]
     b_end = [[0.0] * num_mb for _ in range(pp)]
@@ -83,10 +87,12 @@ def pipeline_timeline(
             ready = f_end[k - 1][m] + crossing_s[k - 1][m] if k else 0.0
             start = clock[k] if clock[k] > ready else ready
             clock[k] = f_end[k][m] = start + fwd_s[k][m]
-            out.append(("F", k, m, start, clock[k]))
+            if record:
+                out.append(("F", k, m, start, clock[k]))
         else:
             ready = f_end[k][m] if k == pp - 1 else b_end[k + 1][m] + crossing_s[k][m]
             start = clock[k] if clock[k] > ready else ready
             clock[k] = b_end[k][m] = start + bwd_s[k][m]
-            out.append(("B", k, m, start, clock[k]))
-    return out
+            if record:
+                out.append(("B", k, m, start, clock[k]))
+    return out if record else max(clock)

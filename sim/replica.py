@@ -92,16 +92,22 @@ def run_replica(
 
 def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_s, crossing_s, slowdown, log):
     start = env.now
+    record = log is not None
     if pp == 1:
         timeline, t = [], 0.0
         for m, d in enumerate(stage_s):
-            timeline.append(("FB", 0, m, t, t + d * slowdown()))
-            t = timeline[-1][4]
+            end = t + d * slowdown()
+            if record:
+                timeline.append(("FB", 0, m, t, end))
+            t = end
+        finish = t
     else:
         fwd = [[d * FORWARD_SHARE * slowdown() for d in stage_s] for _ in range(pp)]
         bwd = [[d * (1 - FORWARD_SHARE) * slowdown() for d in stage_s] for _ in range(pp)]
-        timeline = pipeline_timeline(fwd, bwd, crossing_s)
-    yield env.timeout(max((end for *_, end in timeline), default=0.0))
-    if attempt.aborted or log is None:
+        result = pipeline_timeline(fwd, bwd, crossing_s, record=record)
+        timeline = result if record else []
+        finish = max((end for *_, end in timeline), default=0.0) if record else result
+    yield env.timeout(finish)
+    if attempt.aborted or not record:
         return
     log.extend(OpRecord(replica, k, kind, m, start + a, start + b) for kind, k, m, a, b in timeline)

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import CostModel, DeploymentPlan
-from policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets, pow2_buckets
+from policies.bucketing import (
+    DEFAULT_NUM_BUCKETS,
+    ROUND_TO,
+    assign_buckets,
+    dp_buckets,
+    pow2_buckets,
+    round_up,
+)
 from policies.costs import CostTable
 from policies.microbatch import packed_micro_batches, padded_micro_batches
 from policies.registry import PolicyError, Registry
 from policies.types import DispatchPlan, StepItem
 
 BUCKETINGS = ("dp", "pow2")
-PACKING_PLACEMENT_BUCKETS = 32
+PLACEMENT_RATIO = 1.2
 OVERFLOWS = ("truncate", "drop")
 
 
@@ -75,7 +82,7 @@ class Dispatcher:
         if not keep:
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
         kept_lengths = np.array([lengths[i] for i in keep])
-        padded = self._pad(kept_lengths, max(limits))
+        padded = self._pad(kept_lengths, max(limits), limits)
         groups: dict[int, list[int]] = {}
         for i, s in sorted(
             zip(keep, padded.tolist(), strict=True), key=lambda p: (-p[1], -lengths[p[0]], p[0])
@@ -101,11 +108,17 @@ class Dispatcher:
             micro_batches.append(tuple(mbs))
         return DispatchPlan(plan, tuple(micro_batches), tuple(dropped), truncated)
 
-    def _pad(self, lengths: np.ndarray, largest: int) -> np.ndarray:
+    def _pad(self, lengths: np.ndarray, largest: int, capacities: list[int]) -> np.ndarray:
         if self.config.packing:
-            # No padding happens: the buckets only group sequences of similar length for placement decisions
-            # (hundreds of 16-token classes would make every decision slower, not better).
-            bounds = dp_buckets(lengths, PACKING_PLACEMENT_BUCKETS)
+            # No padding happens: classes of similar length only group sequences for placement decisions (hundreds
+            # of 16-token classes would make every decision slower, not better). A geometric ladder keeps every
+            # class within PLACEMENT_RATIO of its members; the replicas' capacities are boundaries too, so no
+            # sequence is classed above a replica that can hold it.
+            top = int(round_up(lengths.max()))
+            ladder = [ROUND_TO]
+            while ladder[-1] < top:
+                ladder.append(int(round_up(ladder[-1] * PLACEMENT_RATIO)))
+            bounds = np.unique(np.minimum([*ladder, *capacities, top], top))
             return np.minimum(assign_buckets(lengths, bounds), largest)
         if self.config.bucketing == "pow2":
             bounds = np.minimum(pow2_buckets(int(lengths.max())), largest)
