@@ -65,32 +65,15 @@ def test_predict_by_model_and_gpu_uses_shipped_profile_or_analytical(tmp_path, c
 
 
 def test_max_tokens_json(cli):
-    rc, out, _ = cli(
-        ["costmodel", "max-tokens", "--model", "llama2-7b", "--gpu", "a100-40gb", "--tasks", "6", "--json"]
-    )
+    rc, out, _ = cli("costmodel max-tokens --model llama2-7b --gpu a100-40gb --tasks 6 --json")
     table = {(r["tp"], r["pp"]): r["max_tokens"] for r in json.loads(out)}
     assert rc == 0 and table[(1, 1)] == 2048 and table[(8, 1)] == 16384 and table[(2, 8)] == 8192
 
 
 def test_replica_time_table(cli):
     rc, out, _ = cli(
-        [
-            "costmodel",
-            "replica-time",
-            "--model",
-            "llama2-7b",
-            "--gpu",
-            "a100-40gb",
-            "--plan",
-            "<1,1>x2 <2,2>x1",
-            "--seq-len",
-            "1024",
-            "--mbs",
-            "2",
-            "--micro-batches",
-            "3",
-            "--json",
-        ]
+        "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<1,1>x2 <2,2>x1' --seq-len 1024 --mbs 2 "
+        "--micro-batches 3 --json"
     )
     rows = json.loads(out)
     assert rc == 0 and [r["config"] for r in rows] == ["<1,1>", "<2,2>"]

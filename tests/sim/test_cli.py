@@ -5,18 +5,7 @@ import pytest
 
 def test_simulate_json_summary(cli, tmp_path):
     rc, out, _ = cli(
-        [
-            "simulate",
-            "--scenario",
-            "real-7b",
-            "--plan",
-            "<1,1>x8 <8,1>x1",
-            "--steps",
-            "2",
-            "--out",
-            str(tmp_path),
-            "--json",
-        ]
+        f"simulate --scenario real-7b --plan '<1,1>x8 <8,1>x1' --steps 2 --out {tmp_path} --json"
     )
     summary = json.loads(out)
     assert rc == 0
@@ -28,67 +17,25 @@ def test_simulate_json_summary(cli, tmp_path):
 
 def test_sequences_longer_than_the_plan_are_truncated_as_their_tasks_say(cli):
     # real-7b's tasks truncate (the default overflow): a plan of 1-GPU replicas (2K tokens) still runs
-    rc, out, _ = cli(["simulate", "--scenario", "real-7b", "--plan", "<1,1>x2", "--steps", "1", "--json"])
+    rc, out, _ = cli("simulate --scenario real-7b --plan '<1,1>x2' --steps 1 --json")
     assert rc == 0 and json.loads(out)["steps"] == 1
 
 
 def test_what_if_matches_costmodel_replica_time(cli):
     _, out, _ = cli(
-        [
-            "simulate",
-            "--model",
-            "llama2-7b",
-            "--gpu",
-            "a100-40gb",
-            "--plan",
-            "<2,2>x1",
-            "--workload",
-            "fixed:2048",
-            "--global-batch",
-            "8",
-            "--mbs",
-            "2",
-            "--json",
-        ]
+        "simulate --model llama2-7b --gpu a100-40gb --plan '<2,2>x1' --workload fixed:2048 --global-batch 8 "
+        "--mbs 2 --json"
     )
     _, cm, _ = cli(
-        [
-            "costmodel",
-            "replica-time",
-            "--model",
-            "llama2-7b",
-            "--gpu",
-            "a100-40gb",
-            "--plan",
-            "<2,2>x1",
-            "--seq-len",
-            "2048",
-            "--mbs",
-            "2",
-            "--micro-batches",
-            "4",
-            "--json",
-        ]
+        "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<2,2>x1' --seq-len 2048 --mbs 2 "
+        "--micro-batches 4 --json"
     )
     assert json.loads(out)["step_time_s"] == pytest.approx(json.loads(cm)[0]["total_s"], rel=1e-12)
 
 
 @pytest.mark.slow
 def test_compare_json_has_every_policy(cli, tmp_path):
-    rc, out, _ = cli(
-        [
-            "compare",
-            "--scenario",
-            "paper-7b",
-            "--steps",
-            "2",
-            "--workers",
-            "1",
-            "--json",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    rc, out, _ = cli(f"compare --scenario paper-7b --steps 2 --workers 1 --json --out {tmp_path}")
     rows = {r["policy"]: r for r in json.loads(out)}
     assert rc == 0
     assert set(rows) == {
