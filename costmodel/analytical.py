@@ -25,9 +25,7 @@ by least squares on log time; for another GPU the same efficiencies apply to tha
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,7 +132,3 @@ def reference_efficiency() -> Efficiency:
     if path is None:  # pragma: no cover - the profile ships with the package
         return Efficiency()
     return calibrate_efficiency(load_model_spec("llama2-7b"), load_gpu_spec("a100-40gb"), load_profile(path))
-
-
-def efficiency_to_json(eff: Efficiency, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(asdict(eff), indent=2) + "\n")

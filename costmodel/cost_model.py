@@ -12,7 +12,7 @@ from pathlib import Path
 from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency, reference_efficiency
 from costmodel.errors import CostModelError
 from costmodel.layer_time import LayerTimeFit, fit_profile
-from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens, peak_memory
+from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
 from costmodel.parallel import ParallelConfig
 from costmodel.pipeline import pipeline_makespan
 from costmodel.profile import load_profile, shipped_profile
@@ -166,9 +166,6 @@ class CostModel:
             except CostModelError:
                 self._max_tokens[config] = 0
         return self._max_tokens[config]
-
-    def peak_memory_bytes(self, config: ParallelConfig, tokens: int) -> float:
-        return peak_memory(self.model, self.gpu, config, tokens, self.memory).total_bytes
 
     def feasible_configs(self, max_gpus: int) -> dict[ParallelConfig, int]:
         return feasible_configs(self.model, self.gpu, max_gpus, self.memory, self.cap)

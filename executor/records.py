@@ -96,8 +96,9 @@ class Records:
         return cls(tables)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: str | Path, write) -> Path:
     """write(tmp) beside the target, then rename into place: readers never see half a file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
@@ -107,3 +108,4 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path

@@ -11,7 +11,6 @@ stages of a replica on as few nodes as possible.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import networkx as nx
@@ -44,10 +43,6 @@ class Cluster:
             node = g // per_node
             self.graph.add_edge(g, f"node{node}", gbps=gpu.nvlink_gbps, weight=1 / gpu.nvlink_gbps)
             self.graph.add_edge(g, FABRIC, gbps=gpu.network_gbps, weight=1 / gpu.network_gbps)
-
-    @property
-    def num_nodes(self) -> int:
-        return math.ceil(self.num_gpus / self.gpu.gpus_per_node)
 
     @property
     def alive(self) -> list[int]:

@@ -43,7 +43,6 @@ class Deployment:
     phases: list[Phase]
     tasks: frozenset[str]
     label: str = ""
-    expected_step_s: float | None = None
 
 
 @dataclass
@@ -96,7 +95,7 @@ class Simulator:
                 )
                 for name, plan in result.task_plans.items()
             ]
-        return Deployment(phases, tasks, result.plan_str, result.step_time_s)
+        return Deployment(phases, tasks, result.plan_str)
 
     # -- running --------------------------------------------------------------------------------------------
     def run(self) -> SimResult:

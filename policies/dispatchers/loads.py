@@ -70,6 +70,3 @@ class ReplicaLoads:
     def total_if(self, r: int, s: int, dn: int) -> float:
         """The replica's time if dn more sequences of length s were added (dn may be negative)."""
         return self._work[r] + self.delta(r, s, dn) + self.bubble(r, (s, dn))
-
-    def makespan(self) -> float:
-        return max(self.total(r) for r in range(len(self.replicas)))
