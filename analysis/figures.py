@@ -481,12 +481,28 @@ def fig_sim_vs_real(pairs: pd.DataFrame, out: Path, source: str = "") -> pd.Data
     table["error_pct"] = 100 * (table["sim_step_time_s"] / table["real_step_time_s"] - 1)
     with _style():
         fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.1))
+        repeated = {"real_min_s", "real_max_s"} <= set(pairs.columns)  # repeated real runs: min-max bars
         for i, (plan, g) in enumerate(pairs.groupby("plan", sort=False)):
-            left.plot(g["real_step_time_s"], g["sim_step_time_s"], "o", ms=3.5, color=f"C{i}", label=plan)
+            xerr = (
+                [g["real_step_time_s"] - g["real_min_s"], g["real_max_s"] - g["real_step_time_s"]]
+                if repeated
+                else None
+            )
+            left.errorbar(
+                g["real_step_time_s"],
+                g["sim_step_time_s"],
+                xerr=xerr,
+                fmt="o",
+                ms=3.5,
+                elinewidth=0.6,
+                capsize=1.5,
+                color=f"C{i}",
+                label=plan,
+            )
         lo = float(min(pairs["real_step_time_s"].min(), pairs["sim_step_time_s"].min()))
         hi = float(max(pairs["real_step_time_s"].max(), pairs["sim_step_time_s"].max()))
         left.plot([lo, hi], [lo, hi], "k:", lw=0.9, label="simulated = measured")
-        left.set_xlabel("measured step time (s)")
+        left.set_xlabel("measured step time (s)" + (", median and range of runs" if repeated else ""))
         left.set_ylabel("simulated step time (s)")
         left.set_title("per step")
         left.legend(fontsize=6.5)

@@ -565,6 +565,13 @@ def _validation_text(val: dict) -> str:
         parts = [f"{k} {data[k]:.3g}" for k in keys if isinstance(data.get(k), int | float)]
         if parts:
             text += "\nOverall: " + ", ".join(parts) + ".\n"
+        noise = data.get("noise") or {}
+        if isinstance(noise.get("single_run_vs_median_pct"), int | float):
+            text += (
+                f"\nReal step times are medians over {noise['repeats']} runs of each plan. Run-to-run noise: a single"
+                f" run's step is {noise['single_run_vs_median_pct']:.3g}% from that median on average; against single"
+                f" runs the simulator's MAPE is {noise['single_run_mape_pct']:.3g}%.\n"
+            )
     return text
 
 

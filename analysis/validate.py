@@ -1,6 +1,13 @@
 """Sim-vs-real validation: run the executor on a few deployment plans here, simulate the same plans on the same
 sampled steps, and measure how far the simulator's step times are from the real ones (`lobra validate`).
 
+Repeats: this machine's speed drifts by +-20% in phases of a few seconds (a shared VM: a single-threaded matmul loop
+on an idle machine takes anywhere from 90 to 155 ms per block), so one real run of a plan is a noisy sample of what
+the plan costs. Every plan therefore runs `repeats` times, in rounds (each round runs every plan once, alternate
+rounds in reverse order, so slow phases spread over all plans rather than hitting one), and a step's real time is
+its median over the runs. The spread between single runs and that median is reported beside the error (`noise`):
+it is the floor no simulator can get under on this machine.
+
 Same data: the executor and the simulator both draw every step with StepSampler(workload, seed) in its default
 (stratified) mode, and both dispatch it with the same dispatcher over the same layer profile (the executor gets it
 with --profile), so they run the same sequences in the same micro-batches. Every step's sequence count and tokens are
@@ -39,6 +46,7 @@ DEFAULT_OUT = "out/validate"
 DEFAULT_STEPS = 6
 DEFAULT_WARMUP = 1
 DEFAULT_MAX_RANKS = 4
+DEFAULT_REPEATS = 3
 
 
 class ValidationError(ValueError):
@@ -61,8 +69,8 @@ class ValidateConfig:
     calibration_seq_lens: tuple[int, ...] | None = None
     calibration_mbs: tuple[int, ...] | None = None
     calibration_repeats: int = 5
-    # Run the first plan a second time: how far two real runs of the same steps are apart on this machine.
-    noise_check: bool = True
+    # Real runs of each plan (module docstring); a step's real time is its median over them.
+    repeats: int = DEFAULT_REPEATS
 
     def __post_init__(self) -> None:
         if not self.plans:
@@ -72,6 +80,7 @@ class ValidateConfig:
             ("warmup", 0),
             ("seed", 0),
             ("max_ranks", 1),
+            ("repeats", 1),
             ("calibration_repeats", 1),
         ):
             value = getattr(self, name)
@@ -105,39 +114,60 @@ def parse_plans(text: str) -> tuple[str, ...]:
 
 
 # -- calibration ---------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class Calibration:
+    """The calibration a validation uses. `jobs` is set when it is measured now: then its grid is measured again
+    in every round of real runs (`measure_round`), and `finish` pools the rounds into the final profile. The
+    executor dispatches with the profile as it stood before the first round (`dispatch_profile`), and so does the
+    simulator, which times with the final one."""
+
     profile: Path
     host: HostModel
-    origin: str  # "shipped", "cached" (a previous --calibrate under --out) or "calibrated now"
+    origin: str  # "shipped", "cached" (a previous --calibrate under --out) or "measured now, ..."
+    dispatch_profile: Path
+    jobs: object | None = None  # executor.calibrate.CalibrationJobs
+    repeats_per_round: int = 0
+
+    def measure_round(self, progress: bool) -> None:
+        if self.jobs is not None:
+            self.jobs.run(self.repeats_per_round, host=False, progress=progress, desc="calibration round")
+
+    def finish(self, out: Path) -> None:
+        if self.jobs is not None and self.jobs.rounds > 1:
+            self.profile = self.jobs.write(out).profile_path.resolve()
 
 
 def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progress: bool) -> Calibration:
-    """--calibrate: measure now (into OUT/calibration); else the cached one under OUT, else the shipped one, else
-    measure now."""
+    """--calibrate: measure now (into OUT/calibration: host effects and a first grid round now, a grid round beside
+    every round of real runs); else the cached one under OUT, else the shipped one, else measure now."""
     cache = cfg.out_dir / "calibration"
     stem = f"{model}_{gpu}".replace(".", "_").replace("-", "_")
     cached_profile, cached_host = cache / f"{stem}_layer_time.csv", cache / f"{stem}_host.json"
     if not cfg.calibrate:
         if cached_profile.is_file() and cached_host.is_file():
-            return Calibration(cached_profile.resolve(), HostModel.from_json(cached_host), "cached")
+            path = cached_profile.resolve()
+            return Calibration(path, HostModel.from_json(cached_host), "cached", path)
         shipped = SHIPPED_PROFILES.get((model, gpu)), SHIPPED_HOSTS.get((model, gpu))
         if all(shipped) and all(shipped_path(f).is_file() for f in shipped):
-            return Calibration(
-                shipped_path(shipped[0]), HostModel.from_json(shipped_path(shipped[1])), "shipped"
-            )
-    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+            path = shipped_path(shipped[0])
+            return Calibration(path, HostModel.from_json(shipped_path(shipped[1])), "shipped", path)
+    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, CalibrationJobs
 
-    result = calibrate_executor(
-        cache,
+    jobs = CalibrationJobs(
         scenario=cfg.scenario,
         seq_lens=cfg.calibration_seq_lens or DEFAULT_SEQ_LENS,
         mbs=cfg.calibration_mbs or DEFAULT_MBS,
-        repeats=cfg.calibration_repeats,
         max_ranks=max_ranks,
-        progress=progress,
     )
-    return Calibration(result.profile_path.resolve(), result.host, "calibrated now")
+    # The calibration's samples are spread over the rounds of real runs (at least one sample per round).
+    per_round = -(-cfg.calibration_repeats // cfg.repeats)
+    jobs.run(per_round, host=True, host_repeats=cfg.calibration_repeats, progress=progress)
+    first = jobs.write(cache)
+    # A copy: the pooled profile replaces the first round's under OUT/calibration at the end.
+    dispatch = cache / "dispatch_layer_time.csv"
+    shutil.copyfile(first.profile_path, dispatch)
+    origin = f"measured now, {cfg.repeats} round(s) interleaved with the real runs"
+    return Calibration(first.profile_path.resolve(), first.host, origin, dispatch.resolve(), jobs, per_round)
 
 
 # -- metrics ---------------------------------------------------------------------------------------------------------
@@ -167,23 +197,29 @@ def kendall_tau(real: list[float], sim: list[float]) -> float | None:
     return None if np.isnan(tau) else round(float(tau), 6)  # 0.9999999999999999 is 1
 
 
-def step_pairs(plan: DeploymentPlan, real_steps: pd.DataFrame, sim_steps: pd.DataFrame, warmup: int):
-    """One row per step both runs made; raises unless they saw the same sequences and tokens."""
+def step_pairs(
+    plan: DeploymentPlan, real_runs: list[pd.DataFrame], sim_steps: pd.DataFrame, warmup: int
+) -> pd.DataFrame:
+    """One row per step: its simulated time and its real time, the median over the real runs (their minimum and
+    maximum beside it). Raises unless every run and the simulator made the same steps on the same sequences."""
     sim_ok = sim_steps[sim_steps["status"] == "ok"] if "status" in sim_steps else sim_steps
-    real = real_steps.set_index("step")
     sim = sim_ok.set_index("step")
-    if list(real.index) != list(sim.index):
-        raise ValidationError(
-            f"plan {plan}: the executor ran steps {list(real.index)}, the simulator {list(sim.index)}"
-        )
-    for step in real.index:
-        got = (int(sim.at[step, "num_sequences"]), int(sim.at[step, "tokens"]))
-        want = (int(real.at[step, "num_sequences"]), int(real.at[step, "tokens"]))
-        if got != want:
+    reals = [r.set_index("step") for r in real_runs]
+    for real in reals:
+        if list(real.index) != list(sim.index):
             raise ValidationError(
-                f"plan {plan} step {step}: the simulator saw {got[0]} sequences / {got[1]} tokens, the executor "
-                f"{want[0]} / {want[1]}: they did not sample the same data"
+                f"plan {plan}: the executor ran steps {list(real.index)}, the simulator {list(sim.index)}"
             )
+        for step in real.index:
+            got = (int(sim.at[step, "num_sequences"]), int(sim.at[step, "tokens"]))
+            want = (int(real.at[step, "num_sequences"]), int(real.at[step, "tokens"]))
+            if got != want:
+                raise ValidationError(
+                    f"plan {plan} step {step}: the simulator saw {got[0]} sequences / {got[1]} tokens, the "
+                    f"executor {want[0]} / {want[1]}: they did not sample the same data"
+                )
+    times = pd.concat([r["step_time_s"].astype(float) for r in reals], axis=1)
+    real = reals[0]
     out = pd.DataFrame(
         {
             "plan": str(plan),
@@ -194,7 +230,10 @@ def step_pairs(plan: DeploymentPlan, real_steps: pd.DataFrame, sim_steps: pd.Dat
             "tokens": real["tokens"].astype(int).values,
             "sim_num_sequences": sim["num_sequences"].astype(int).values,
             "sim_tokens": sim["tokens"].astype(int).values,
-            "real_step_s": real["step_time_s"].astype(float).values,
+            "real_step_s": times.median(axis=1).values,
+            "real_min_s": times.min(axis=1).values,
+            "real_max_s": times.max(axis=1).values,
+            "runs": len(reals),
             "sim_step_s": sim["step_time_s"].astype(float).values,
         }
     )
@@ -202,6 +241,36 @@ def step_pairs(plan: DeploymentPlan, real_steps: pd.DataFrame, sim_steps: pd.Dat
     out["sim_gpu_s"] = out["sim_step_s"] * plan.num_gpus
     out["error_pct"] = (out["sim_step_s"] - out["real_step_s"]) / out["real_step_s"] * 100
     return out
+
+
+def single_runs(real_runs: list[pd.DataFrame], pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every real run's own step times beside the median over the runs and the simulated time (one row per run
+    and step): what a single real run would have given."""
+    rows = []
+    for k, run in enumerate(real_runs):
+        rows.append(
+            pairs[["plan", "step", "warmup", "real_step_s", "sim_step_s"]]
+            .rename(columns={"real_step_s": "median_step_s"})
+            .assign(
+                run=k, real_step_s=run.set_index("step").loc[pairs["step"], "step_time_s"].to_numpy(float)
+            )
+        )
+    out = pd.concat(rows, ignore_index=True)
+    out["error_pct"] = (out["sim_step_s"] - out["real_step_s"]) / out["real_step_s"] * 100
+    return out
+
+
+def noise_metrics(runs: pd.DataFrame) -> dict:
+    """Over measured steps of single runs: how far a single run is from the median of its repeats (the machine's
+    run-to-run noise; None with one run), and the simulator's MAPE against single runs."""
+    measured = runs[~runs["warmup"]]
+    repeats = int(runs["run"].nunique())
+    off = (measured["real_step_s"] - measured["median_step_s"]).abs() / measured["median_step_s"] * 100
+    return {
+        "repeats": repeats,
+        "single_run_vs_median_pct": float(off.mean()) if repeats > 1 and len(measured) else None,
+        "single_run_mape_pct": float(measured["error_pct"].abs().mean()) if len(measured) else None,
+    }
 
 
 def dispatch_agreement(real_replicas: pd.DataFrame, sim_replicas: pd.DataFrame) -> float:
@@ -222,12 +291,14 @@ class PlanResult:
     plan: str
     ranks: int
     steps_measured: int
+    runs: int
     real_step_s: float
     sim_step_s: float
     error_pct: float
     mape_pct: float | None
     p95_abs_pct_error: float | None
     gpu_seconds_error_pct: float | None
+    real_spread_pct: float  # mean over measured steps of (slowest - fastest run) / median
     dispatch_agreement: float
     load_avg_1m: float
     wall_s: float
@@ -242,8 +313,8 @@ class Validation:
     calibration: dict
     per_plan: list[PlanResult]
     pairs: pd.DataFrame
+    runs: pd.DataFrame
     metrics: dict = field(default_factory=dict)
-    noise: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -252,29 +323,34 @@ class Validation:
             "kendall_tau": self.metrics["kendall_tau"],
             "gpu_seconds_error_pct": self.metrics["gpu_seconds_error_pct"],
             "step_pairs": self.metrics["pairs"],
-            "rerun_noise": self.noise,
+            "noise": noise_metrics(self.runs),
             "warmup_steps_skipped": self.warmup,
             "scenario": self.scenario,
             "steps": self.steps,
             "seed": self.seed,
             "calibration": self.calibration,
             "per_plan": [asdict(p) for p in self.per_plan],
-            "files": {"pairs": "pairs.csv", "plans": "plans.csv"},
+            "files": {"pairs": "pairs.csv", "plans": "plans.csv", "runs": "runs.csv"},
             "pairs": self.pairs.to_dict("records"),
         }
 
     def write(self, out: str | Path) -> list[Path]:
-        """pairs.csv (every step pair, warm-up ones flagged), plans.csv and validation.json: each whole or not."""
+        """pairs.csv (every step pair, warm-up ones flagged), runs.csv (every single real run's steps), plans.csv
+        and validation.json: each whole or not."""
         from executor.records import atomic_write
 
         out = Path(out)
         plans = pd.DataFrame([asdict(p) for p in self.per_plan])
-        paths = [out / "pairs.csv", out / "plans.csv", out / "validation.json"]
-        atomic_write(paths[0], lambda p: self.pairs.to_csv(p, index=False))
-        atomic_write(paths[1], lambda p: plans.to_csv(p, index=False))
         payload = json.dumps(self.to_dict(), indent=2) + "\n"
-        atomic_write(paths[2], lambda p: p.write_text(payload))
-        return paths
+        writers = {
+            "pairs.csv": lambda p: self.pairs.to_csv(p, index=False),
+            "runs.csv": lambda p: self.runs.to_csv(p, index=False),
+            "plans.csv": lambda p: plans.to_csv(p, index=False),
+            "validation.json": lambda p: p.write_text(payload),
+        }
+        for name, write in writers.items():
+            atomic_write(out / name, write)
+        return [out / name for name in writers]
 
 
 def check_inputs(cfg: ValidateConfig):
@@ -333,72 +409,88 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
             cal.host.check_plan(plan.replicas, plan.num_gpus)
         except CostModelError as err:
             raise ValidationError(f"plan {plan}: {err}") from None
+    shutil.rmtree(
+        cfg.out_dir / "runs", ignore_errors=True
+    )  # our own previous runs: the executor refuses them
+    real: dict[str, list[dict[str, pd.DataFrame]]] = {str(p): [] for p in plans}
+    loads: dict[str, list[float]] = {str(p): [] for p in plans}
+    wall = dict.fromkeys(real, 0.0)
+    with tqdm(total=len(plans) * cfg.repeats, desc="validate", unit="run", disable=not progress) as bar:
+        for r in range(cfg.repeats):
+            if r:
+                cal.measure_round(progress)
+            for plan in plans if r % 2 == 0 else plans[::-1]:
+                start, load = time.perf_counter(), os.getloadavg()[0]
+                real[str(plan)].append(run_executor(cfg, plan, cal.dispatch_profile, run=r))
+                loads[str(plan)].append((load + os.getloadavg()[0]) / 2)
+                wall[str(plan)] += time.perf_counter() - start
+                bar.update()
+    cal.finish(cfg.out_dir / "calibration")
+
     base = CostModel.build(scenario.model, scenario.gpu, profile=cal.profile)
-    results, frames = [], []
-    for plan in tqdm(plans, desc="validate", unit="plan", disable=not progress):
-        start = time.perf_counter()
-        load = os.getloadavg()[0]
-        real = run_executor(cfg, plan, cal.profile)
-        sim = simulate(cfg, scenario, plan, HostCostModel.for_plan(base, cal.host, plan))
-        pairs = step_pairs(plan, real["steps"], sim.steps, cfg.warmup)
+    dispatch_cost = CostModel.build(scenario.model, scenario.gpu, profile=cal.dispatch_profile)
+    results, frames, runs = [], [], []
+    for plan in plans:
+        runs_of_plan = real[str(plan)]
+        sim = simulate(cfg, scenario, plan, HostCostModel.for_plan(base, cal.host, plan), dispatch_cost)
+        steps = [run["steps"] for run in runs_of_plan]
+        pairs = step_pairs(plan, steps, sim.steps, cfg.warmup)
         frames.append(pairs)
+        runs.append(single_runs(steps, pairs))
         measured = pairs[~pairs["warmup"]]
         m = step_metrics(measured)
+        spread = (measured["real_max_s"] - measured["real_min_s"]) / measured["real_step_s"] * 100
         results.append(
             PlanResult(
                 plan=str(plan),
                 ranks=plan.num_gpus,
                 steps_measured=len(measured),
+                runs=len(runs_of_plan),
                 real_step_s=float(measured["real_step_s"].mean()),
                 sim_step_s=float(measured["sim_step_s"].mean()),
                 error_pct=float((measured["sim_step_s"].mean() / measured["real_step_s"].mean() - 1) * 100),
                 mape_pct=m["mape_pct"],
                 p95_abs_pct_error=m["p95_abs_pct_error"],
                 gpu_seconds_error_pct=m["gpu_seconds_error_pct"],
-                dispatch_agreement=dispatch_agreement(real["replicas"], sim.replicas),
-                load_avg_1m=round((load + os.getloadavg()[0]) / 2, 2),
-                wall_s=round(time.perf_counter() - start, 1),
+                real_spread_pct=float(spread.mean()),
+                dispatch_agreement=min(
+                    dispatch_agreement(run["replicas"], sim.replicas) for run in runs_of_plan
+                ),
+                load_avg_1m=round(float(np.mean(loads[str(plan)])), 2),
+                wall_s=round(wall[str(plan)], 1),
             )
         )
     pairs = pd.concat(frames, ignore_index=True)
     metrics = step_metrics(pairs[~pairs["warmup"]])
     metrics["kendall_tau"] = kendall_tau([r.real_step_s for r in results], [r.sim_step_s for r in results])
-    cal_info = {"origin": cal.origin, "profile": str(cal.profile), "host": cal.host.source}
-    noise = rerun_noise(cfg, plans[0], cal.profile, frames[0]) if cfg.noise_check else None
-    return Validation(cfg.scenario, cfg.warmup, cfg.steps, cfg.seed, cal_info, results, pairs, metrics, noise)
-
-
-def rerun_noise(cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, first: pd.DataFrame) -> dict:
-    """The plan's real run again, same steps and dispatch: the machine's own run-to-run spread, against which the
-    simulator's error can be read (this machine is shared; what else runs on it changes step times)."""
-    steps = run_executor(cfg, plan, profile, tag="rerun")["steps"].set_index("step")
-    first = first.set_index("step")
-    if list(steps["tokens"]) != list(first["tokens"]):
-        raise ValidationError(f"plan {plan}: the rerun did not run the same steps as the first run")
-    measured = ~first["warmup"]
-    before = float(first.loc[measured, "real_step_s"].mean())
-    again = float(steps.loc[measured[measured].index, "step_time_s"].mean())
-    abs_pct = (steps.loc[measured[measured].index, "step_time_s"] - first.loc[measured, "real_step_s"]).abs()
-    return {
-        "plan": str(plan),
-        "first_step_s": before,
-        "rerun_step_s": again,
-        "diff_pct": (again / before - 1) * 100,
-        "step_mape_pct": float((abs_pct / first.loc[measured, "real_step_s"]).mean() * 100),
+    cal_info = {
+        "origin": cal.origin,
+        "profile": str(cal.profile),
+        "dispatch_profile": str(cal.dispatch_profile),
+        "host": cal.host.source,
     }
+    return Validation(
+        cfg.scenario,
+        cfg.warmup,
+        cfg.steps,
+        cfg.seed,
+        cal_info,
+        results,
+        pairs,
+        pd.concat(runs, ignore_index=True),
+        metrics,
+    )
 
 
 def run_executor(
-    cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, tag: str = ""
+    cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, run: int
 ) -> dict[str, pd.DataFrame]:
-    """`lobra execute` of this plan (a fresh run folder under OUT/runs), its records as DataFrames."""
+    """`lobra execute` of this plan into OUT/runs/<plan>/run<k>, its records as DataFrames."""
     from executor.config import ExecutorConfig
     from executor.launch import launch
     from executor.records import Records
 
-    run_dir = cfg.out_dir / "runs" / (plan_slug(plan) + (f"_{tag}" if tag else ""))
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # our own previous run of this plan: the executor refuses old checkpoints
+    run_dir = cfg.out_dir / "runs" / plan_slug(plan) / f"run{run}"
     run_dir.mkdir(parents=True)
     ex = ExecutorConfig(
         plan=str(plan),
@@ -422,28 +514,24 @@ def run_executor(
     return {name: records.frame(name) for name in ("steps", "replicas", "micro_batches")}
 
 
-def simulate(cfg: ValidateConfig, scenario, plan: DeploymentPlan, cost: HostCostModel):
-    """The simulator on the same plan, steps, seed and sampler mode as the executor."""
-    from sim import Policy, SimConfig
-
-    policy = Policy("validate", cfg.dispatcher, plan=plan)
-    sim = SimConfig(steps=cfg.steps, seed=cfg.seed, sampling=executor_sampling_mode(), replan=False)
-    return _executor_simulator()(scenario.workload, cost, plan.num_gpus, policy, sim).run()
-
-
-def _executor_simulator():
-    """The simulator, dispatching as the executor does: with the cost model without host effects (the executor's
-    dispatcher knows nothing of the cores it shares), while the host model times what was dispatched. Scaling
-    replicas of different configs by different contention would otherwise move sequences between them."""
+def simulate(
+    cfg: ValidateConfig, scenario, plan: DeploymentPlan, cost: HostCostModel, dispatch_cost: CostModel
+):
+    """The simulator on the same plan, steps, seed and sampler mode as the executor. It dispatches as the executor
+    did, with `dispatch_cost` (the executor's profile, without host effects: its dispatcher knows nothing of the
+    cores it shares), and times what was dispatched with `cost`. Scaling replicas of different configs by
+    different contention would otherwise move sequences between them."""
     from dataclasses import replace
 
-    from sim import Simulator
+    from sim import Policy, SimConfig, Simulator
 
     class ExecutorSimulator(Simulator):
         def _dispatch(self, items, phase):  # Simulator's per-step dispatch, given the executor's cost model
-            return super()._dispatch(items, replace(phase, cost=phase.cost.base))
+            return super()._dispatch(items, replace(phase, cost=dispatch_cost))
 
-    return ExecutorSimulator
+    policy = Policy("validate", cfg.dispatcher, plan=plan)
+    sim = SimConfig(steps=cfg.steps, seed=cfg.seed, sampling=executor_sampling_mode(), replan=False)
+    return ExecutorSimulator(scenario.workload, cost, plan.num_gpus, policy, sim).run()
 
 
 def executor_sampling_mode() -> str:

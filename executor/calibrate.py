@@ -16,7 +16,10 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 - `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks.
 
 Times are medians over repeats: this machine is shared, the executor's real steps run under the same background
-load, and the median is what a typical step sees (the minimum, also written, would describe an idle machine).
+load, and the median is what a typical step sees (the minimum, also written, would describe an idle machine). The
+repeats are rounds over the whole grid, not back-to-back runs of one point: a VM's speed drifts by +-20% in phases
+of a few seconds, so back-to-back repeats all land in one phase and points measured a few seconds apart disagree;
+a round per repeat spreads each point's samples over the whole job.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -89,91 +92,139 @@ def calibration_jobs(max_ranks: int, tps=(1, 2), host_configs=HOST_CONFIGS) -> l
     return list(jobs.values())
 
 
-def calibrate_executor(
-    out_dir: str | Path,
-    *,
-    scenario: str = DEFAULT_SCENARIO,
-    model: str | None = None,
-    seq_lens=DEFAULT_SEQ_LENS,
-    mbs=DEFAULT_MBS,
-    repeats: int = 5,
-    max_ranks: int = 4,
-    tps: tuple[int, ...] = (1, 2),
-    host_configs: tuple[str, ...] = HOST_CONFIGS,
-    progress: bool = True,
-) -> ExecutorCalibration:
-    """Run the calibration jobs here and write <model>_cpu_layer_time.csv, its fit and <model>_cpu_host.json."""
-    from tqdm import tqdm
+@dataclass
+class CalibrationJobs:
+    """Calibration jobs run here, in one round or several: every round's grid samples are pooled, so a validation
+    can interleave rounds with its real runs and the profile describes the machine over the same minutes
+    (analysis/validate.py). The host effects are ratios measured within one job (alone vs together), so they
+    need one round only."""
 
-    from traces import load_scenario
+    scenario: str = DEFAULT_SCENARIO
+    model: str | None = None
+    seq_lens: tuple[int, ...] = DEFAULT_SEQ_LENS
+    mbs: tuple[int, ...] = DEFAULT_MBS
+    max_ranks: int = 4
+    tps: tuple[int, ...] = (1, 2)
+    host_configs: tuple[str, ...] = HOST_CONFIGS
+    results: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    rounds: int = 0
 
-    if repeats < 1 or max_ranks < 1:
-        raise ExecutorError(f"--repeats and --max-ranks must be at least 1, got {repeats}, {max_ranks}")
-    if INDEPENDENT not in host_configs:
-        raise ExecutorError(f"the host measurements need {INDEPENDENT} (independent ranks)")
-    model_name = model or load_scenario(scenario).model
-    spec = load_model_spec(model_name)
-    points = grid_points(seq_lens, mbs)
-    jobs = calibration_jobs(max_ranks, tps, host_configs)
-    start = time.perf_counter()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
-        for k, job in enumerate(tqdm(jobs, desc="calibrate executor on cpu", disable=not progress)):
-            result = Path(tmp) / f"job{k}.json"
-            argv = ["--plan", job["plan"], "--scenario", scenario, "--model", model_name]
-            argv += ["--result", str(result), "--repeats", str(repeats)]
-            argv += ["--points", json.dumps(points if job["grid"] else [])]
-            argv += ["--host", job["host"]] if job["host"] else []
-            _run_job(argv, job["nproc"], Path(tmp) / f"job{k}.log")
-            results.append(json.loads(result.read_text()))
-    elapsed = time.perf_counter() - start
+    def __post_init__(self) -> None:
+        from traces import load_scenario
 
-    rows = [row for r in results for row in r["grid"]]
-    for row in rows:  # the micro-batch's time over the model's layers: the profile's unit
-        row["time"], row["time_min"] = row["time"] / spec.num_layers, row["time_min"] / spec.num_layers
-    profile = pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
-    hosts = [r["host"] for r in results if r["host"]]
-    slowdown: dict[str, dict[int, float]] = {}
-    for h in hosts:
-        slowdown.setdefault(h["config"], {})[h["ranks"]] = h["slowdown"]
-    # The sync and the optimizer are measured in every job; those of independent ranks stand for each rank count.
-    independent = {h["ranks"]: h for h in hosts if h["config"] == INDEPENDENT}
-    host = HostModel(
-        cores=len(os.sched_getaffinity(0)),
-        slowdown={c: dict(sorted(t.items())) for c, t in slowdown.items()},
-        sync_s={r: h["sync_s"] for r, h in sorted(independent.items())},
-        optimizer_s={r: h["optimizer_s"] for r, h in sorted(independent.items())},
-        source=f"lobra calibrate --device cpu --target executor --scenario {scenario}",
-    )
-    out = Path(out_dir)
-    stem = f"{spec.name}_cpu".replace(".", "_").replace("-", "_")
-    profile_path, fit_path, host_path = (
-        out / f"{stem}_layer_time.csv",
-        out / f"{stem}_fit.json",
-        out / f"{stem}_host.json",
-    )
-    fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
-    atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
-    atomic_write(fit_path, fit.to_json)
-    measured = {
-        "measured": {
-            "date": time.strftime("%Y-%m-%d"),
-            "seconds": round(elapsed, 1),
-            "repeats": repeats,
-            "grid_points": len(points),
-            "block": [list(b) for b in REFERENCE_BLOCK],
-            "jobs": [
-                {
-                    "plan": j["plan"],
-                    "load_avg_1m": r["load_avg_1m"],
-                    **({"host": r["host"]} if r["host"] else {}),
-                }
-                for j, r in zip(jobs, results, strict=True)
-            ],
+        if self.max_ranks < 1:
+            raise ExecutorError(f"--max-ranks must be at least 1, got {self.max_ranks}")
+        if INDEPENDENT not in self.host_configs:
+            raise ExecutorError(f"the host measurements need {INDEPENDENT} (independent ranks)")
+        self.model = self.model or load_scenario(self.scenario).model
+        self.spec = load_model_spec(self.model)
+        self.points = grid_points(self.seq_lens, self.mbs)
+
+    def run(
+        self,
+        repeats: int,
+        *,
+        host: bool,
+        host_repeats: int | None = None,
+        progress: bool = True,
+        desc: str = "calibrate executor",
+    ) -> None:
+        """One round: the grid jobs, `repeats` samples per point (with `host`, also the host-effect jobs, with
+        `host_repeats` samples, default `repeats`)."""
+        from tqdm import tqdm
+
+        if repeats < 1:
+            raise ExecutorError(f"--repeats must be at least 1, got {repeats}")
+        jobs = calibration_jobs(self.max_ranks, self.tps, self.host_configs if host else ())
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
+            for k, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, leave=False)):
+                result = Path(tmp) / f"job{k}.json"
+                argv = ["--plan", job["plan"], "--scenario", self.scenario, "--model", self.model]
+                argv += ["--result", str(result), "--repeats", str(repeats)]
+                argv += ["--points", json.dumps(self.points if job["grid"] else [])]
+                if job["host"]:
+                    argv += ["--host", job["host"], "--host-repeats", str(host_repeats or repeats)]
+                _run_job(argv, job["nproc"], Path(tmp) / f"job{k}.log")
+                self.results.append({"job": job, "repeats": repeats, **json.loads(result.read_text())})
+        self.elapsed_s += time.perf_counter() - start
+        self.rounds += 1
+
+    def profile(self) -> pd.DataFrame:
+        """Per shape, the median and the minimum of every round's samples, per layer (the profile's unit)."""
+        pooled: dict[tuple[int, int, int], list[float]] = {}
+        for result in self.results:
+            for row in result["grid"]:
+                pooled.setdefault((row["tp"], row["seq_len"], row["mbs"]), []).extend(row["samples"])
+        layers = self.spec.num_layers
+        rows = [
+            (tp, s, b, statistics.median(t) / layers, min(t) / layers)
+            for (tp, s, b), t in sorted(pooled.items())
+        ]
+        return pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
+
+    def host(self) -> HostModel:
+        hosts = [r["host"] for r in self.results if r["host"]]
+        if not hosts:
+            raise ExecutorError("no host-effect job has run: run a round with host=True first")
+        slowdown: dict[str, dict[int, float]] = {}
+        for h in hosts:
+            slowdown.setdefault(h["config"], {})[h["ranks"]] = h["slowdown"]
+        # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
+        independent = {h["ranks"]: h for h in hosts if h["config"] == INDEPENDENT}
+        return HostModel(
+            cores=len(os.sched_getaffinity(0)),
+            slowdown={c: dict(sorted(t.items())) for c, t in slowdown.items()},
+            sync_s={r: h["sync_s"] for r, h in sorted(independent.items())},
+            optimizer_s={r: h["optimizer_s"] for r, h in sorted(independent.items())},
+            source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
+        )
+
+    def write(self, out_dir: str | Path) -> ExecutorCalibration:
+        """<model>_cpu_layer_time.csv, its fit and <model>_cpu_host.json under out_dir."""
+        profile, host = self.profile(), self.host()
+        out = Path(out_dir)
+        stem = f"{self.spec.name}_cpu".replace(".", "_").replace("-", "_")
+        profile_path, fit_path, host_path = (
+            out / f"{stem}_layer_time.csv",
+            out / f"{stem}_fit.json",
+            out / f"{stem}_host.json",
+        )
+        fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
+        atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
+        atomic_write(fit_path, fit.to_json)
+        measured = {
+            "measured": {
+                "date": time.strftime("%Y-%m-%d"),
+                "seconds": round(self.elapsed_s, 1),
+                "rounds": self.rounds,
+                "samples_per_point": sum(r["repeats"] for r in self.results if r["job"]["grid"])
+                // len(self.tps),
+                "grid_points": len(self.points),
+                "block": [list(b) for b in REFERENCE_BLOCK],
+                "jobs": [
+                    {
+                        "plan": r["job"]["plan"],
+                        "load_avg_1m": r["load_avg_1m"],
+                        **({"host": r["host"]} if r["host"] else {}),
+                    }
+                    for r in self.results
+                    if r["host"]
+                ],
+            }
         }
-    }
-    atomic_write(host_path, lambda p: host.to_json(p, measured))
-    return ExecutorCalibration(profile, fit, host, elapsed, profile_path, fit_path, host_path)
+        atomic_write(host_path, lambda p: host.to_json(p, measured))
+        return ExecutorCalibration(profile, fit, host, self.elapsed_s, profile_path, fit_path, host_path)
+
+
+def calibrate_executor(
+    out_dir: str | Path, *, repeats: int = 5, progress: bool = True, **jobs
+) -> ExecutorCalibration:
+    """Run every calibration job here once, `repeats` samples per grid point, and write the calibration."""
+    calibration = CalibrationJobs(**jobs)
+    calibration.run(repeats, host=True, progress=progress)
+    return calibration.write(out_dir)
 
 
 def _run_job(argv: list[str], nproc: int, log: Path) -> None:
@@ -204,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--points", default="[]", help="JSON list of [seq_len, mbs]")
     parser.add_argument("--host", help="also measure the slowdown of this replica config, sync and optimizer")
+    parser.add_argument(
+        "--host-repeats", type=int, help="samples of the host measurements (default --repeats)"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -224,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rt = build_runtime(run, rank, torch.device("cpu"))
         load = os.getloadavg()[0]
-        grid = [_time_point(rt, s, b, args.repeats) for s, b in json.loads(args.points)]
-        host = _time_host(rt, args.host, args.repeats, world) if args.host else None
+        grid = _time_grid(rt, [tuple(p) for p in json.loads(args.points)], args.repeats)
+        host = _time_host(rt, args.host, args.host_repeats or args.repeats, world) if args.host else None
         if rank == 0:
             result = {"grid": grid, "host": host, "load_avg_1m": round(load, 2)}
             atomic_write(Path(args.result), lambda p: p.write_text(json.dumps(result)))
@@ -256,23 +310,22 @@ def _run(rt, mbs: list) -> float:
     return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device).busy_s
 
 
-def _time_point(rt, seq_len: int, mbs: int, repeats: int) -> dict:
+def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
+    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring)."""
     import torch.distributed as dist
 
-    mb = _micro_batch(rt, seq_len, mbs)
-    samples = []
-    for i in range(repeats + 1):  # the first run warms up allocators
-        dist.barrier()  # TP ranks start together, as in a step
-        t = _run(rt, [mb])
-        if i:
-            samples.append(t * 1e3)
-    return {
-        "tp": rt.place.config.tp,
-        "seq_len": seq_len,
-        "mbs": mbs,
-        "time": statistics.median(samples),
-        "time_min": min(samples),
-    }
+    batches = [_micro_batch(rt, s, b) for s, b in points]
+    samples: list[list[float]] = [[] for _ in points]
+    for i in range(repeats + 1):  # the first round warms up allocators
+        for mb, times in zip(batches, samples, strict=True):
+            dist.barrier()  # TP ranks start together, as in a step
+            t = _run(rt, [mb])
+            if i:
+                times.append(t * 1e3)
+    return [
+        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t}
+        for (s, b), t in zip(points, samples, strict=True)
+    ]
 
 
 def _time_host(rt, config: str, repeats: int, world: int) -> dict:

@@ -10,6 +10,7 @@ from analysis.validate import (
     DEFAULT_MAX_RANKS,
     DEFAULT_OUT,
     DEFAULT_PLANS,
+    DEFAULT_REPEATS,
     DEFAULT_SCENARIO,
     DEFAULT_STEPS,
     DEFAULT_WARMUP,
@@ -53,9 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure the CPU calibration now (default: reuse OUT/calibration, else the shipped one)",
     )
     p.add_argument(
-        "--no-noise-check",
-        action="store_true",
-        help="skip the second real run of the first plan (the machine's run-to-run spread)",
+        "--repeats",
+        type=int,
+        default=DEFAULT_REPEATS,
+        help=f"real runs of each plan, in rounds; a step's real time is their median (default {DEFAULT_REPEATS})",
     )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("--json", action="store_true")
@@ -76,7 +78,7 @@ def cmd_validate(args) -> int:
         dispatcher=args.dispatcher,
         out=args.out,
         calibrate=args.calibrate,
-        noise_check=not args.no_noise_check,
+        repeats=args.repeats,
     )
     result = validate(cfg, progress=not args.json)
     paths = result.write(cfg.out_dir)
@@ -94,12 +96,13 @@ def cmd_validate(args) -> int:
             "p95_abs_pct_error": "p95_%",
             "gpu_seconds_error_pct": "gpu_s_err_%",
             "dispatch_agreement": "same_dispatch",
+            "real_spread_pct": "spread_%",
             "load_avg_1m": "load",
         }
     )
     print(
-        f"{cfg.scenario}: {len(table)} plans, {cfg.steps} steps each; calibration {summary['calibration']['origin']} "
-        f"({summary['calibration']['profile']})"
+        f"{cfg.scenario}: {len(table)} plans, {cfg.steps} steps, {cfg.repeats} real run(s) of each; calibration "
+        f"{summary['calibration']['origin']} ({summary['calibration']['profile']})"
     )
     print_table(table.drop(columns=["wall_s"]), floatfmt="{:.3g}")
     tau = summary["kendall_tau"]
@@ -111,12 +114,12 @@ def cmd_validate(args) -> int:
         f"GPU-seconds error {summary['gpu_seconds_error_pct']:+.1f}%; plan ranking Kendall tau "
         + ("n/a (one plan)" if tau is None else f"{tau:.2f}")
     )
-    noise = summary["rerun_noise"]
-    if noise:
+    noise = summary["noise"]
+    if noise["single_run_vs_median_pct"] is not None:
         print(
-            f"run-to-run noise: {noise['plan']} run again, same steps: {noise['first_step_s']:.3g} s -> "
-            f"{noise['rerun_step_s']:.3g} s per step ({noise['diff_pct']:+.1f}%; per-step MAPE between the two real "
-            f"runs {noise['step_mape_pct']:.1f}%)"
+            f"run-to-run noise: a single real run's step is {noise['single_run_vs_median_pct']:.1f}% from the median "
+            f"of the {noise['repeats']} runs on average; the simulator against single runs: MAPE "
+            f"{noise['single_run_mape_pct']:.1f}%"
         )
     print(f"wrote {', '.join(str(p) for p in paths)} and the runs under {cfg.out_dir / 'runs'}")
     return 0

@@ -13,7 +13,9 @@ from analysis.validate import (
     calibration,
     dispatch_agreement,
     kendall_tau,
+    noise_metrics,
     parse_plans,
+    single_runs,
     step_metrics,
     step_pairs,
 )
@@ -57,14 +59,38 @@ def _steps(tokens, times):
 
 def test_step_pairs_flag_warmup_and_refuse_different_data():
     plan = parse_plan("<1,1>x2")
-    pairs = step_pairs(plan, _steps([10, 20, 30], [2.0, 1.0, 1.0]), _steps([10, 20, 30], [1.0, 1.1, 0.9]), 1)
+    sim = _steps([10, 20, 30], [1.0, 1.1, 0.9])
+    pairs = step_pairs(plan, [_steps([10, 20, 30], [2.0, 1.0, 1.0])], sim, 1)
     assert list(pairs["warmup"]) == [True, False, False]
     assert list(pairs["error_pct"].round(6)) == [-50.0, 10.0, -10.0]
     assert list(pairs["sim_gpu_s"].round(6)) == [2.0, 2.2, 1.8]
     with pytest.raises(ValidationError, match="step 1: the simulator saw 4 sequences / 21 tokens"):
-        step_pairs(plan, _steps([10, 20, 30], [1.0] * 3), _steps([10, 21, 30], [1.0] * 3), 1)
+        step_pairs(plan, [_steps([10, 20, 30], [1.0] * 3)], _steps([10, 21, 30], [1.0] * 3), 1)
     with pytest.raises(ValidationError, match="ran steps"):
-        step_pairs(plan, _steps([10, 20], [1.0] * 2), _steps([10, 20, 30], [1.0] * 3), 1)
+        step_pairs(plan, [_steps([10, 20], [1.0] * 2)], _steps([10, 20, 30], [1.0] * 3), 1)
+    # every run is checked, not only the first
+    with pytest.raises(ValidationError, match="step 2: the simulator saw 4 sequences / 30 tokens"):
+        step_pairs(plan, [_steps([10, 20, 30], [1.0] * 3), _steps([10, 20, 31], [1.0] * 3)], sim, 1)
+
+
+def test_step_pairs_take_the_median_of_repeated_runs_and_single_runs_keep_each():
+    plan = parse_plan("<1,1>x1")
+    sim = _steps([10, 20], [1.0, 1.0])
+    runs = [_steps([10, 20], [3.0, 1.0]), _steps([10, 20], [2.0, 1.25]), _steps([10, 20], [9.0, 0.8])]
+    pairs = step_pairs(plan, runs, sim, 1)
+    assert list(pairs["real_step_s"]) == [3.0, 1.0]
+    assert list(pairs["real_min_s"]) == [2.0, 0.8] and list(pairs["real_max_s"]) == [9.0, 1.25]
+    assert list(pairs["runs"]) == [3, 3] and list(pairs["error_pct"].round(6)) == [-66.666667, 0.0]
+    single = single_runs(runs, pairs)
+    assert len(single) == 6 and list(single["run"]) == [0, 0, 1, 1, 2, 2]
+    assert list(single["real_step_s"]) == [3.0, 1.0, 2.0, 1.25, 9.0, 0.8]
+    assert list(single["median_step_s"]) == [3.0, 1.0] * 3
+    noise = noise_metrics(single)
+    # measured step 1 only: runs 1.0, 1.25, 0.8 against the median 1.0 and against the simulated 1.0
+    assert noise["repeats"] == 3
+    assert noise["single_run_vs_median_pct"] == pytest.approx((0 + 25 + 20) / 3)
+    assert noise["single_run_mape_pct"] == pytest.approx((0 + 20 + 25) / 3)
+    assert noise_metrics(single[single["run"] == 0])["single_run_vs_median_pct"] is None
 
 
 def test_dispatch_agreement_counts_matching_replica_rows():
@@ -97,6 +123,7 @@ def test_plans_parse_to_canonical_strings():
         ("--scenario paper-7b", "runs on a100-40gb"),
         ("--steps 2 --warmup 2", "--steps 2 leaves no step after the 2 warm-up step(s)"),
         ("--steps 0", "--steps must be an integer >= 1"),
+        ("--repeats 0", "--repeats must be an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, message):
@@ -148,7 +175,7 @@ def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
 
 def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
     out = calibrated
-    rc, stdout, err = cli(f"validate --plans '<1,1>x1' --steps 2 --no-noise-check --json --out {out}")
+    rc, stdout, err = cli(f"validate --plans '<1,1>x1' --steps 2 --repeats 2 --json --out {out}")
     assert rc == 0, err
     summary = json.loads(stdout)
     assert summary["calibration"]["origin"] == "cached"
@@ -156,13 +183,22 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
     assert summary["kendall_tau"] is None  # one plan ranks nothing
     (plan,) = summary["per_plan"]
     assert plan["plan"] == "<1,1>x1" and plan["steps_measured"] == 1 and plan["dispatch_agreement"] == 1.0
+    assert plan["runs"] == 2 and summary["noise"]["repeats"] == 2
     pairs = pd.read_csv(out / "pairs.csv")
     assert list(pairs["step"]) == [0, 1] and list(pairs["warmup"]) == [True, False]
-    # the same sampled data on both sides, as the executor recorded it
-    real = pd.read_csv(out / "runs" / "tp1pp1x1" / "steps.csv")
-    assert list(pairs["tokens"]) == list(pairs["sim_tokens"]) == list(real["tokens"])
+    # the same sampled data on both sides and in both real runs, as the executor recorded it
+    real = [pd.read_csv(out / "runs" / "tp1pp1x1" / f"run{k}" / "steps.csv") for k in (0, 1)]
+    assert (
+        list(pairs["tokens"])
+        == list(pairs["sim_tokens"])
+        == list(real[0]["tokens"])
+        == list(real[1]["tokens"])
+    )
     assert list(pairs["num_sequences"]) == list(pairs["sim_num_sequences"]) == [32, 32]
-    assert pairs["real_step_s"].tolist() == pytest.approx(real["step_time_s"].tolist())
+    both = np.array([r["step_time_s"] for r in real])
+    assert pairs["real_step_s"].tolist() == pytest.approx(np.median(both, axis=0).tolist())
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["real_step_s"]) == pytest.approx(sorted(both.ravel()))
     measured = pairs[~pairs["warmup"]]
     abs_pct = (
         (measured["sim_step_s"] - measured["real_step_s"]).abs() / measured["real_step_s"] * 100
@@ -173,3 +209,33 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
     # more ranks than the cached host model was measured for: refused before anything runs
     rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --out {out}")
     assert rc == 2 and "no measurements for 2 ranks" in err
+
+
+@pytest.mark.slow
+def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
+    from analysis.validate import validate
+
+    cfg = ValidateConfig(
+        plans=("<1,1>x1",),
+        steps=2,
+        repeats=2,
+        max_ranks=1,
+        calibrate=True,
+        calibration_seq_lens=(16, 48, 96),
+        calibration_mbs=(1, 2, 4),
+        calibration_repeats=2,
+        out=str(tmp_path / "v"),
+    )
+    result = validate(cfg, progress=False)
+    cal = tmp_path / "v" / "calibration"
+    measured = json.loads((cal / "tiny_cpu_host.json").read_text())["measured"]
+    # one grid round before the real runs, one more before the second round; one sample per point each
+    assert measured["rounds"] == 2 and measured["samples_per_point"] == 2
+    assert result.calibration["origin"].startswith("measured now, 2 round(s)")
+    pooled = pd.read_csv(cal / "tiny_cpu_layer_time.csv")
+    first = pd.read_csv(cal / "dispatch_layer_time.csv")  # the executor dispatched with the first round's
+    assert len(pooled) == len(first) == 18  # 9 shapes x tp 1, 2
+    assert (pooled["time"] >= pooled["time_min"]).all()
+    assert (pooled["time_min"] <= first["time_min"] + 1e-9).all()  # the pool holds the first round's samples
+    assert result.calibration["dispatch_profile"] == str((cal / "dispatch_layer_time.csv").resolve())
+    assert result.per_plan[0].runs == 2 and result.per_plan[0].dispatch_agreement == 1.0
