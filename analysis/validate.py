@@ -64,8 +64,10 @@ class ValidateConfig:
     max_ranks: int = DEFAULT_MAX_RANKS
     dispatcher: str = "balanced"
     out: str = DEFAULT_OUT
-    calibrate: bool = False
-    # The grid `--calibrate` measures (None: executor/calibrate.py's defaults).
+    # Measure the calibration now, interleaved with the real runs (see `calibration`); False reuses a cached or
+    # the shipped one, which this machine's drift since it was measured can be off by 20% or more.
+    calibrate: bool = True
+    # The grid measured when calibrating now (None: executor/calibrate.py's defaults).
     calibration_seq_lens: tuple[int, ...] | None = None
     calibration_mbs: tuple[int, ...] | None = None
     calibration_repeats: int = 5
@@ -123,7 +125,7 @@ class Calibration:
 
     profile: Path
     host: HostModel
-    origin: str  # "shipped", "cached" (a previous --calibrate under --out) or "measured now, ..."
+    origin: str  # "shipped", "cached" (a previous validation's under --out) or "measured now, ..."
     dispatch_profile: Path
     jobs: object | None = None  # executor.calibrate.CalibrationJobs
     repeats_per_round: int = 0
@@ -138,8 +140,10 @@ class Calibration:
 
 
 def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progress: bool) -> Calibration:
-    """--calibrate: measure now (into OUT/calibration: host effects and a first grid round now, a grid round beside
-    every round of real runs); else the cached one under OUT, else the shipped one, else measure now."""
+    """By default measure now, into OUT/calibration: the host effects and a first grid round before the real runs,
+    a grid round before every further round of real runs, so the profile samples the machine over the same minutes
+    as the runs do. With calibrate=False (--reuse-calibration): the cached one under OUT, else the shipped one,
+    else measure now."""
     cache = cfg.out_dir / "calibration"
     stem = f"{model}_{gpu}".replace(".", "_").replace("-", "_")
     cached_profile, cached_host = cache / f"{stem}_layer_time.csv", cache / f"{stem}_host.json"

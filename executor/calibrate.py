@@ -15,11 +15,12 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 - `<2,1>x1`: the tp=2 grid (the executor's tensor parallelism over gloo);
 - `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks.
 
-Times are medians over repeats: this machine is shared, the executor's real steps run under the same background
-load, and the median is what a typical step sees (the minimum, also written, would describe an idle machine). The
-repeats are rounds over the whole grid, not back-to-back runs of one point: a VM's speed drifts by +-20% in phases
-of a few seconds, so back-to-back repeats all land in one phase and points measured a few seconds apart disagree;
-a round per repeat spreads each point's samples over the whole job.
+Times are means over repeats: a step's time is a sum of many micro-batches' times, and the expectation of a sum is
+the sum of the means. On this shared machine the samples are right-skewed (tensor parallelism over gloo most: its
+median is up to twice its minimum), so medians would underpredict every step; the minimum, also written, describes
+an idle machine. The repeats are rounds over the whole grid, not back-to-back runs of one point: a VM's speed
+drifts by +-20% in phases of a few seconds, so back-to-back repeats all land in one phase and points measured a few
+seconds apart disagree; a round per repeat spreads each point's samples over the whole job.
 """
 
 from __future__ import annotations
@@ -152,14 +153,14 @@ class CalibrationJobs:
         self.rounds += 1
 
     def profile(self) -> pd.DataFrame:
-        """Per shape, the median and the minimum of every round's samples, per layer (the profile's unit)."""
+        """Per shape, the mean and the minimum of every round's samples, per layer (the profile's unit)."""
         pooled: dict[tuple[int, int, int], list[float]] = {}
         for result in self.results:
             for row in result["grid"]:
                 pooled.setdefault((row["tp"], row["seq_len"], row["mbs"]), []).extend(row["samples"])
         layers = self.spec.num_layers
         rows = [
-            (tp, s, b, statistics.median(t) / layers, min(t) / layers)
+            (tp, s, b, statistics.fmean(t) / layers, min(t) / layers)
             for (tp, s, b), t in sorted(pooled.items())
         ]
         return pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
@@ -346,9 +347,9 @@ def _time_host(rt, config: str, repeats: int, world: int) -> dict:
             alone.append(_run(rt, block))
         dist.barrier()
         together.append(_run(rt, block))
-    # Every rank's medians; the target replica's leader's are the measurement.
+    # Every rank's means; the target replica's leader's are the measurement.
     mine_s = torch.tensor(
-        [statistics.median(alone) if mine else 0.0, statistics.median(together)], dtype=torch.float64
+        [statistics.fmean(alone) if mine else 0.0, statistics.fmean(together)], dtype=torch.float64
     )
     gathered = [torch.zeros(2, dtype=torch.float64) for _ in range(world)]
     dist.all_gather(gathered, mine_s)
@@ -372,8 +373,8 @@ def _time_host(rt, config: str, repeats: int, world: int) -> dict:
         "ranks": world,
         # A replica that is the whole job runs alone both times: its slowdown is 1 by definition, not noise.
         "slowdown": 1.0 if world == rt.run.plan.replicas[target].num_gpus else together_s / alone_s,
-        "sync_s": statistics.median(sync),
-        "optimizer_s": statistics.median(opt),
+        "sync_s": statistics.fmean(sync),
+        "optimizer_s": statistics.fmean(opt),
         "block_s": {"alone": alone_s, "together": together_s},
     }
 

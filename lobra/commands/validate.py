@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--dispatcher", default="balanced", help="dispatch policy of both runs (default balanced)")
     p.add_argument(
-        "--calibrate",
+        "--reuse-calibration",
         action="store_true",
-        help="measure the CPU calibration now (default: reuse OUT/calibration, else the shipped one)",
+        help="reuse OUT/calibration, else the shipped one (default: measure it now, interleaved with the runs)",
     )
     p.add_argument(
         "--repeats",
@@ -77,7 +77,7 @@ def cmd_validate(args) -> int:
         max_ranks=args.max_ranks,
         dispatcher=args.dispatcher,
         out=args.out,
-        calibrate=args.calibrate,
+        calibrate=not args.reuse_calibration,
         repeats=args.repeats,
     )
     result = validate(cfg, progress=not args.json)

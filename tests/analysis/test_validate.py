@@ -133,8 +133,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, me
     assert not (tmp_path / "v").exists()
 
 
-def test_default_calibration_is_the_shipped_one(tmp_path):
-    cal = calibration(ValidateConfig(out=str(tmp_path)), "tiny", "cpu", 4, progress=False)
+def test_reused_calibration_is_the_shipped_one_without_a_cache(tmp_path):
+    cal = calibration(ValidateConfig(out=str(tmp_path), calibrate=False), "tiny", "cpu", 4, progress=False)
     assert cal.origin == "shipped" and cal.profile.name == "tiny_cpu_layer_time.csv"
     assert cal.host.ranks == [1, 2, 3, 4]
     assert not (tmp_path / "calibration").exists()
@@ -175,7 +175,9 @@ def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
 
 def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
     out = calibrated
-    rc, stdout, err = cli(f"validate --plans '<1,1>x1' --steps 2 --repeats 2 --json --out {out}")
+    rc, stdout, err = cli(
+        f"validate --plans '<1,1>x1' --steps 2 --repeats 2 --reuse-calibration --json --out {out}"
+    )
     assert rc == 0, err
     summary = json.loads(stdout)
     assert summary["calibration"]["origin"] == "cached"
@@ -207,7 +209,7 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
     assert json.loads((out / "validation.json").read_text())["per_plan"] == summary["per_plan"]
     assert len(pd.read_csv(out / "plans.csv")) == 1
     # more ranks than the cached host model was measured for: refused before anything runs
-    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --out {out}")
+    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --reuse-calibration --out {out}")
     assert rc == 2 and "no measurements for 2 ranks" in err
 
 
@@ -220,7 +222,6 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
         steps=2,
         repeats=2,
         max_ranks=1,
-        calibrate=True,
         calibration_seq_lens=(16, 48, 96),
         calibration_mbs=(1, 2, 4),
         calibration_repeats=2,
