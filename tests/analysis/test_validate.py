@@ -176,7 +176,7 @@ def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
 def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
     out = calibrated
     rc, stdout, err = cli(
-        f"validate --plans '<1,1>x1' --steps 2 --repeats 2 --reuse-calibration --json --out {out}"
+        f"validate --plans '<1,1>x1' --steps 2 --warmup 1 --repeats 2 --reuse-calibration --json --out {out}"
     )
     assert rc == 0, err
     summary = json.loads(stdout)
@@ -209,7 +209,7 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
     assert json.loads((out / "validation.json").read_text())["per_plan"] == summary["per_plan"]
     assert len(pd.read_csv(out / "plans.csv")) == 1
     # more ranks than the cached host model was measured for: refused before anything runs
-    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --reuse-calibration --out {out}")
+    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --warmup 1 --reuse-calibration --out {out}")
     assert rc == 2 and "no measurements for 2 ranks" in err
 
 
@@ -220,6 +220,7 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     cfg = ValidateConfig(
         plans=("<1,1>x1",),
         steps=2,
+        warmup=1,
         repeats=2,
         max_ranks=1,
         calibration_seq_lens=(16, 48, 96),
