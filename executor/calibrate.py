@@ -39,8 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from costmodel import LayerTimeFit, fit_profile, parse_plan
-from costmodel.host import INDEPENDENT, HostModel
+from costmodel import CostModel, LayerTimeFit, fit_profile, parse_plan
+from costmodel.host import INDEPENDENT, HostModel, pipeline_factor
 from costmodel.specs import load_model_spec
 from executor.errors import ExecutorError
 from executor.launch import free_port
@@ -165,7 +165,9 @@ class CalibrationJobs:
         ]
         return pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
 
-    def host(self) -> HostModel:
+    def host(self, cost: CostModel) -> HostModel:
+        """The host effects of the jobs run so far; `cost` (the pooled profile's) predicts the pipelined replicas'
+        block for their pipeline factors."""
         hosts = [r["host"] for r in self.results if r["host"]]
         if not hosts:
             raise ExecutorError("no host-effect job has run: run a round with host=True first")
@@ -174,17 +176,23 @@ class CalibrationJobs:
             slowdown.setdefault(h["config"], {})[h["ranks"]] = h["slowdown"]
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
         independent = {h["ranks"]: h for h in hosts if h["config"] == INDEPENDENT}
+        pipeline = {}
+        for h in hosts:
+            config = parse_plan(h["config"]).replicas[0]
+            if config.pp > 1 and h["ranks"] == config.num_gpus:  # the replica alone
+                pipeline[h["config"]] = pipeline_factor(cost, config, REFERENCE_BLOCK, h["block_s"]["alone"])
         return HostModel(
             cores=len(os.sched_getaffinity(0)),
             slowdown={c: dict(sorted(t.items())) for c, t in slowdown.items()},
             sync_s={r: h["sync_s"] for r, h in sorted(independent.items())},
             optimizer_s={r: h["optimizer_s"] for r, h in sorted(independent.items())},
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
+            pipeline=pipeline,
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
         """<model>_cpu_layer_time.csv, its fit and <model>_cpu_host.json under out_dir."""
-        profile, host = self.profile(), self.host()
+        profile = self.profile()
         out = Path(out_dir)
         stem = f"{self.spec.name}_cpu".replace(".", "_").replace("-", "_")
         profile_path, fit_path, host_path = (
@@ -195,6 +203,7 @@ class CalibrationJobs:
         fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
         atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
         atomic_write(fit_path, fit.to_json)
+        host = self.host(CostModel.build(self.model, "cpu", profile=profile_path))
         measured = {
             "measured": {
                 "date": time.strftime("%Y-%m-%d"),

@@ -19,7 +19,7 @@ from analysis.validate import (
     step_metrics,
     step_pairs,
 )
-from costmodel import CostModel, parse_plan
+from costmodel import CostModel, MicroBatch, fit_profile, parse_plan
 from costmodel.host import HostModel
 
 
@@ -241,3 +241,54 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     assert (pooled["time_min"] <= first["time_min"] + 1e-9).all()  # the pool holds the first round's samples
     assert result.calibration["dispatch_profile"] == str((cal / "dispatch_layer_time.csv").resolve())
     assert result.per_plan[0].runs == 2 and result.per_plan[0].dispatch_agreement == 1.0
+
+
+def test_calibration_jobs_derive_host_effects_and_the_pipeline_factor(tmp_path):
+    """From job results as the ranks write them (no job runs here)."""
+    from executor.calibrate import REFERENCE_BLOCK, CalibrationJobs
+
+    jobs = CalibrationJobs(max_ranks=2, seq_lens=(16, 48, 96), mbs=(1, 2, 4))
+
+    def host(config, ranks, slowdown, alone):
+        return {
+            "config": config,
+            "ranks": ranks,
+            "slowdown": slowdown,
+            "sync_s": 0.001 * ranks,
+            "optimizer_s": 0.002,
+            "block_s": {"alone": alone, "together": alone * slowdown},
+        }
+
+    grid = [{"tp": 1, "seq_len": s, "mbs": b, "samples": [2.0 * s * b, 3.0 * s * b]} for s, b in jobs.points]
+    jobs.results = [
+        {
+            "job": {"plan": "<1,1>x1", "grid": True},
+            "repeats": 2,
+            "grid": grid,
+            "host": host("<1,1>", 1, 1.0, 0.2),
+        },
+        {
+            "job": {"plan": "<1,1>x2", "grid": False},
+            "repeats": 2,
+            "grid": [],
+            "host": host("<1,1>", 2, 1.1, 0.2),
+        },
+        {
+            "job": {"plan": "<1,2>x1", "grid": False},
+            "repeats": 2,
+            "grid": [],
+            "host": host("<1,2>", 2, 1.0, 0.3),
+        },
+    ]
+    profile = jobs.profile()
+    row = profile[(profile["seq_len"] == 48) & (profile["mbs"] == 2)].iloc[0]
+    assert row["time"] == pytest.approx(2.5 * 96 / 2) and row["time_min"] == pytest.approx(2.0 * 96 / 2)
+    cost = CostModel.build("tiny", "cpu", fit=fit_profile(profile[["tp", "seq_len", "mbs", "time"]]))
+    model = jobs.host(cost)
+    assert model.slowdown == {"<1,1>": {1: 1.0, 2: 1.1}, "<1,2>": {2: 1.0}}
+    assert model.sync_s == {1: 0.001, 2: 0.002}
+    predicted = cost.replica_time(
+        parse_plan("<1,2>").replicas[0],
+        [MicroBatch((s,) * b, s) for s, b in REFERENCE_BLOCK],
+    ).busy_s
+    assert model.pipeline == {"<1,2>": pytest.approx(0.3 / predicted)}
