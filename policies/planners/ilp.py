@@ -8,11 +8,12 @@ its 1F1B bubble u_j >= (pp - 1) x a full micro-batch's stage time of every bucke
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
 
 from costmodel import DeploymentPlan
 from policies.costs import CostTable
+from policies.quiet_milp import milp
 from policies.registry import PolicyError
 
 
