@@ -6,7 +6,10 @@ on an idle machine takes anywhere from 90 to 155 ms per block), so one real run 
 the plan costs. Every plan therefore runs `repeats` times, in rounds (each round runs every plan once, alternate
 rounds in reverse order, so slow phases spread over all plans rather than hitting one), and a step's real time is
 its median over the runs. The spread between single runs and that median is reported beside the error (`noise`):
-it is the floor no simulator can get under on this machine.
+it is the floor no simulator can get under on this machine. The calibration is measured beside the runs: a grid
+round before every round of real runs, and each round's runs are simulated with that round's own grid (the host
+effects, ratios measured within one job, come from the first round); a step's simulated time is its median over
+the rounds' simulations. A calibration measured once, minutes before, was 20-27% off the runs on this machine.
 
 Same data: the executor and the simulator both draw every step with StepSampler(workload, seed) in its default
 (stratified) mode, and both dispatch it with the same dispatcher over the same layer profile (the executor gets it
@@ -38,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from costmodel import CostModel, DeploymentPlan, parse_plan
+from costmodel import CostModel, DeploymentPlan, fit_profile, parse_plan
 from costmodel.errors import CostModelError
 from costmodel.host import SHIPPED_HOSTS, HostCostModel, HostModel
 from costmodel.profile import SHIPPED_PROFILES, shipped_path
@@ -145,6 +148,18 @@ class Calibration:
         if self.jobs is not None and self.jobs.rounds > 1:
             self.profile = self.jobs.write(out).profile_path.resolve()
 
+    def round_costs(self, model: str, gpu: str, rounds: int) -> list[CostModel]:
+        """The cost model each round of real runs is simulated with: that round's own grid when it was measured
+        beside the runs (the machine drifts between rounds: compare runs with what the machine did then), else the
+        one calibration for every round."""
+        if self.jobs is None or self.jobs.rounds != rounds:
+            return [CostModel.build(model, gpu, profile=self.profile)] * rounds
+        columns = ["tp", "seq_len", "mbs", "time"]
+        return [
+            CostModel.build(model, gpu, fit=fit_profile(self.jobs.profile({r})[columns]))
+            for r in range(rounds)
+        ]
+
 
 def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progress: bool) -> Calibration:
     """By default measure now, into OUT/calibration: the host effects and a first grid round before the real runs,
@@ -209,14 +224,15 @@ def kendall_tau(real: list[float], sim: list[float]) -> float | None:
 
 
 def step_pairs(
-    plan: DeploymentPlan, real_runs: list[pd.DataFrame], sim_steps: pd.DataFrame, warmup: int
+    plan: DeploymentPlan, real_runs: list[pd.DataFrame], sim_runs: list[pd.DataFrame], warmup: int
 ) -> pd.DataFrame:
-    """One row per step: its simulated time and its real time, the median over the real runs (their minimum and
-    maximum beside it). Raises unless every run and the simulator made the same steps on the same sequences."""
-    sim_ok = sim_steps[sim_steps["status"] == "ok"] if "status" in sim_steps else sim_steps
-    sim = sim_ok.set_index("step")
+    """One row per step: its real time, the median over the real runs (their minimum and maximum beside it), and
+    its simulated time, the median over the simulations of those runs (one per round). Raises unless every run
+    and every simulation made the same steps on the same sequences."""
+    sims = [(s[s["status"] == "ok"] if "status" in s else s).set_index("step") for s in sim_runs]
     reals = [r.set_index("step") for r in real_runs]
-    for real in reals:
+    sim = sims[0]
+    for real in reals + sims[1:]:
         if list(real.index) != list(sim.index):
             raise ValidationError(
                 f"plan {plan}: the executor ran steps {list(real.index)}, the simulator {list(sim.index)}"
@@ -230,6 +246,7 @@ def step_pairs(
                     f"executor {want[0]} / {want[1]}: they did not sample the same data"
                 )
     times = pd.concat([r["step_time_s"].astype(float) for r in reals], axis=1)
+    sim_times = pd.concat([s["step_time_s"].astype(float) for s in sims], axis=1)
     real = reals[0]
     out = pd.DataFrame(
         {
@@ -245,7 +262,7 @@ def step_pairs(
             "real_min_s": times.min(axis=1).values,
             "real_max_s": times.max(axis=1).values,
             "runs": len(reals),
-            "sim_step_s": sim["step_time_s"].astype(float).values,
+            "sim_step_s": sim_times.median(axis=1).values,
         }
     )
     out["real_gpu_s"] = out["real_step_s"] * plan.num_gpus
@@ -254,16 +271,20 @@ def step_pairs(
     return out
 
 
-def single_runs(real_runs: list[pd.DataFrame], pairs: pd.DataFrame) -> pd.DataFrame:
-    """Every real run's own step times beside the median over the runs and the simulated time (one row per run
-    and step): what a single real run would have given."""
+def single_runs(
+    real_runs: list[pd.DataFrame], sim_runs: list[pd.DataFrame], pairs: pd.DataFrame
+) -> pd.DataFrame:
+    """Every real run's own step times beside the median over the runs and that run's own simulated time (one
+    row per run and step): what a single real run would have given."""
     rows = []
-    for k, run in enumerate(real_runs):
+    for k, (run, sim) in enumerate(zip(real_runs, sim_runs, strict=True)):
         rows.append(
-            pairs[["plan", "step", "warmup", "real_step_s", "sim_step_s"]]
+            pairs[["plan", "step", "warmup", "real_step_s"]]
             .rename(columns={"real_step_s": "median_step_s"})
             .assign(
-                run=k, real_step_s=run.set_index("step").loc[pairs["step"], "step_time_s"].to_numpy(float)
+                run=k,
+                real_step_s=run.set_index("step").loc[pairs["step"], "step_time_s"].to_numpy(float),
+                sim_step_s=sim.set_index("step").loc[pairs["step"], "step_time_s"].to_numpy(float),
             )
         )
     out = pd.concat(rows, ignore_index=True)
@@ -438,16 +459,21 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
                 bar.update()
     cal.finish(cfg.out_dir / "calibration")
 
-    base = CostModel.build(scenario.model, scenario.gpu, profile=cal.profile)
+    costs = cal.round_costs(scenario.model, scenario.gpu, cfg.repeats)
     dispatch_cost = CostModel.build(scenario.model, scenario.gpu, profile=cal.dispatch_profile)
     results, frames, runs = [], [], []
     for plan in plans:
         runs_of_plan = real[str(plan)]
-        sim = simulate(cfg, scenario, plan, HostCostModel.for_plan(base, cal.host, plan), dispatch_cost)
-        steps = [run["steps"] for run in runs_of_plan]
-        pairs = step_pairs(plan, steps, sim.steps, cfg.warmup)
+        by_cost: dict[int, object] = {}  # one simulation per distinct cost model
+        for cost in costs:
+            if id(cost) not in by_cost:
+                host_cost = HostCostModel.for_plan(cost, cal.host, plan)
+                by_cost[id(cost)] = simulate(cfg, scenario, plan, host_cost, dispatch_cost)
+        sims = [by_cost[id(cost)] for cost in costs]
+        steps, sim_steps = [run["steps"] for run in runs_of_plan], [sim.steps for sim in sims]
+        pairs = step_pairs(plan, steps, sim_steps, cfg.warmup)
         frames.append(pairs)
-        runs.append(single_runs(steps, pairs))
+        runs.append(single_runs(steps, sim_steps, pairs))
         measured = pairs[~pairs["warmup"]]
         m = step_metrics(measured)
         spread = (measured["real_max_s"] - measured["real_min_s"]) / measured["real_step_s"] * 100
@@ -465,7 +491,8 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
                 gpu_seconds_error_pct=m["gpu_seconds_error_pct"],
                 real_spread_pct=float(spread.mean()),
                 dispatch_agreement=min(
-                    dispatch_agreement(run["replicas"], sim.replicas) for run in runs_of_plan
+                    dispatch_agreement(run["replicas"], sim.replicas)
+                    for run, sim in zip(runs_of_plan, sims, strict=True)
                 ),
                 load_avg_1m=round(float(np.mean(loads[str(plan)])), 2),
                 wall_s=round(wall[str(plan)], 1),

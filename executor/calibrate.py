@@ -148,14 +148,18 @@ class CalibrationJobs:
                 if job["host"]:
                     argv += ["--host", job["host"], "--host-repeats", str(host_repeats or repeats)]
                 _run_job(argv, job["nproc"], Path(tmp) / f"job{k}.log")
-                self.results.append({"job": job, "repeats": repeats, **json.loads(result.read_text())})
+                result = json.loads(result.read_text())
+                self.results.append({"job": job, "repeats": repeats, "round": self.rounds, **result})
         self.elapsed_s += time.perf_counter() - start
         self.rounds += 1
 
-    def profile(self) -> pd.DataFrame:
-        """Per shape, the mean and the minimum of every round's samples, per layer (the profile's unit)."""
+    def profile(self, rounds: set[int] | None = None) -> pd.DataFrame:
+        """Per shape, the mean and the minimum of every round's samples (or of these rounds'), per layer (the
+        profile's unit)."""
         pooled: dict[tuple[int, int, int], list[float]] = {}
         for result in self.results:
+            if rounds is not None and result["round"] not in rounds:
+                continue
             for row in result["grid"]:
                 pooled.setdefault((row["tp"], row["seq_len"], row["mbs"]), []).extend(row["samples"])
         layers = self.spec.num_layers

@@ -59,15 +59,15 @@ def _steps(tokens, times):
 
 def test_step_pairs_flag_warmup_and_refuse_different_data():
     plan = parse_plan("<1,1>x2")
-    sim = _steps([10, 20, 30], [1.0, 1.1, 0.9])
+    sim = [_steps([10, 20, 30], [1.0, 1.1, 0.9])]
     pairs = step_pairs(plan, [_steps([10, 20, 30], [2.0, 1.0, 1.0])], sim, 1)
     assert list(pairs["warmup"]) == [True, False, False]
     assert list(pairs["error_pct"].round(6)) == [-50.0, 10.0, -10.0]
     assert list(pairs["sim_gpu_s"].round(6)) == [2.0, 2.2, 1.8]
     with pytest.raises(ValidationError, match="step 1: the simulator saw 4 sequences / 21 tokens"):
-        step_pairs(plan, [_steps([10, 20, 30], [1.0] * 3)], _steps([10, 21, 30], [1.0] * 3), 1)
+        step_pairs(plan, [_steps([10, 20, 30], [1.0] * 3)], [_steps([10, 21, 30], [1.0] * 3)], 1)
     with pytest.raises(ValidationError, match="ran steps"):
-        step_pairs(plan, [_steps([10, 20], [1.0] * 2)], _steps([10, 20, 30], [1.0] * 3), 1)
+        step_pairs(plan, [_steps([10, 20], [1.0] * 2)], [_steps([10, 20, 30], [1.0] * 3)], 1)
     # every run is checked, not only the first
     with pytest.raises(ValidationError, match="step 2: the simulator saw 4 sequences / 30 tokens"):
         step_pairs(plan, [_steps([10, 20, 30], [1.0] * 3), _steps([10, 20, 31], [1.0] * 3)], sim, 1)
@@ -75,13 +75,13 @@ def test_step_pairs_flag_warmup_and_refuse_different_data():
 
 def test_step_pairs_take_the_median_of_repeated_runs_and_single_runs_keep_each():
     plan = parse_plan("<1,1>x1")
-    sim = _steps([10, 20], [1.0, 1.0])
+    same = _steps([10, 20], [1.0, 1.0])
     runs = [_steps([10, 20], [3.0, 1.0]), _steps([10, 20], [2.0, 1.25]), _steps([10, 20], [9.0, 0.8])]
-    pairs = step_pairs(plan, runs, sim, 1)
+    pairs = step_pairs(plan, runs, [same] * 3, 1)
     assert list(pairs["real_step_s"]) == [3.0, 1.0]
     assert list(pairs["real_min_s"]) == [2.0, 0.8] and list(pairs["real_max_s"]) == [9.0, 1.25]
     assert list(pairs["runs"]) == [3, 3] and list(pairs["error_pct"].round(6)) == [-66.666667, 0.0]
-    single = single_runs(runs, pairs)
+    single = single_runs(runs, [same] * 3, pairs)
     assert len(single) == 6 and list(single["run"]) == [0, 0, 1, 1, 2, 2]
     assert list(single["real_step_s"]) == [3.0, 1.0, 2.0, 1.25, 9.0, 0.8]
     assert list(single["median_step_s"]) == [3.0, 1.0] * 3
@@ -90,6 +90,13 @@ def test_step_pairs_take_the_median_of_repeated_runs_and_single_runs_keep_each()
     assert noise["repeats"] == 3
     assert noise["single_run_vs_median_pct"] == pytest.approx((0 + 25 + 20) / 3)
     assert noise["single_run_mape_pct"] == pytest.approx((0 + 20 + 25) / 3)
+    # each round's own simulation: the pair takes their median, a single run is compared with its own
+    per_round = [_steps([10, 20], [1.0, 1.0]), _steps([10, 20], [1.0, 1.5]), _steps([10, 20], [1.0, 0.8])]
+    pairs = step_pairs(plan, runs, per_round, 1)
+    assert list(pairs["sim_step_s"]) == [1.0, 1.0]
+    assert list(single_runs(runs, per_round, pairs)["sim_step_s"]) == [1.0, 1.0, 1.0, 1.5, 1.0, 0.8]
+    with pytest.raises(ValidationError, match="step 1: the simulator saw 4 sequences / 20 tokens"):
+        step_pairs(plan, runs, [same, _steps([10, 21], [1.0, 1.0])], 1)
     assert noise_metrics(single[single["run"] == 0])["single_run_vs_median_pct"] is None
 
 
@@ -241,6 +248,11 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     assert (pooled["time_min"] <= first["time_min"] + 1e-9).all()  # the pool holds the first round's samples
     assert result.calibration["dispatch_profile"] == str((cal / "dispatch_layer_time.csv").resolve())
     assert result.per_plan[0].runs == 2 and result.per_plan[0].dispatch_agreement == 1.0
+    # each round's runs simulated with that round's own grid (independent samples: never equal), the pair with
+    # their median
+    per_run = result.runs.pivot(index="step", columns="run", values="sim_step_s")
+    assert (per_run[0] != per_run[1]).all()
+    assert list(result.pairs["sim_step_s"]) == pytest.approx(list(per_run.mean(axis=1)))
 
 
 def test_calibration_jobs_derive_host_effects_and_the_pipeline_factor(tmp_path):
