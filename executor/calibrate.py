@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,10 +253,16 @@ def _run_job(argv: list[str], nproc: int, log: Path) -> None:
     with open(log, "w") as sink:
         rc = subprocess.run(command + argv, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
     if rc:
+        # The rank's own error comes first; torchrun's ChildFailedError summary after it names no cause.
         lines = log.read_text().splitlines()
-        errors = [line for line in lines if re.search(r"\w+(Error|Exception): ", line)] or lines[-1:]
+        errors = [line for line in lines if re.search(r"\w+(Error|Exception): ", line)]
+        cause = next(
+            (e for e in errors if "ChildFailedError" not in e), (errors or lines or ["(no output)"])[-1]
+        )
+        kept = Path(tempfile.gettempdir()) / f"lobra-calibrate-failed-{os.getpid()}-{log.name}"
+        shutil.copyfile(log, kept)  # the job's folder is temporary
         raise ExecutorError(
-            f"calibration job {argv[1]} failed (exit status {rc}): {(errors or ['(no output)'])[-1].strip()}"
+            f"calibration job {argv[1]} failed (exit status {rc}): {cause.strip()} (whole log: {kept})"
         )
 
 

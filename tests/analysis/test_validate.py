@@ -304,3 +304,28 @@ def test_calibration_jobs_derive_host_effects_and_the_pipeline_factor(tmp_path):
         [MicroBatch((s,) * b, s) for s, b in REFERENCE_BLOCK],
     ).busy_s
     assert model.pipeline == {"<1,2>": pytest.approx(0.3 / predicted)}
+
+
+def test_a_failed_calibration_job_names_the_ranks_error_and_keeps_its_log(tmp_path):
+    import re
+    from pathlib import Path
+
+    from executor.calibrate import _run_job
+    from executor.errors import ExecutorError
+
+    argv = [
+        "--plan",
+        "<1,1>x1",
+        "--scenario",
+        "no-such",
+        "--model",
+        "tiny",
+        "--result",
+        str(tmp_path / "r.json"),
+    ]
+    with pytest.raises(ExecutorError, match="unknown scenario 'no-such'") as info:
+        _run_job(argv, 1, tmp_path / "job.log")
+    assert "ChildFailedError" not in str(info.value)
+    kept = Path(re.search(r"whole log: (\S+)\)$", str(info.value)).group(1))
+    assert kept.read_text() == (tmp_path / "job.log").read_text()
+    kept.unlink()
