@@ -422,12 +422,7 @@ def fig_lengths(tasks: list, out: Path) -> pd.DataFrame:
             {
                 "task": t.name,
                 "samples": s.count,
-                "mean": s.mean,
-                "p50": s.p50,
-                "p99": s.p99,
-                "max": s.max,
-                "skewness": s.skewness,
-                "kurtosis": s.kurtosis,
+                **s.summary(),
                 "global_batch_size": t.global_batch_size,
                 "paper_mean": pub.mean if pub else np.nan,
                 "paper_skewness": pub.skewness if pub else np.nan,

@@ -39,6 +39,10 @@ class TraceStats:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> dict:
+        """The columns tables of tasks show: mean, p50, p99, max, skewness, kurtosis."""
+        return {k: getattr(self, k) for k in ("mean", "p50", "p99", "max", "skewness", "kurtosis")}
+
 
 def length_stats(
     total: np.ndarray, prompt: np.ndarray | None = None, response: np.ndarray | None = None
