@@ -7,9 +7,10 @@ the plan costs. Every plan therefore runs `repeats` times, in rounds (each round
 rounds in reverse order, so slow phases spread over all plans rather than hitting one), and a step's real time is
 its median over the runs. The spread between single runs and that median is reported beside the error (`noise`):
 it is the floor no simulator can get under on this machine. The calibration is measured beside the runs: a grid
-round before every round of real runs, and each round's runs are simulated with that round's own grid (the host
-effects, ratios measured within one job, come from the first round); a step's simulated time is its median over
-the rounds' simulations. A calibration measured once, minutes before, was 20-27% off the runs on this machine.
+round before every round of real runs and one after the last, and each round's runs are simulated with the two
+grid rounds around them (the host effects, ratios measured within one job, come from the first round); a step's
+simulated time is its median over the rounds' simulations. A calibration measured once, minutes before, was 20-27%
+off the runs on this machine; one grid round before each round of runs still left single rounds 10-20% off.
 
 Same data: the executor and the simulator both draw every step with StepSampler(workload, seed) in its default
 (stratified) mode, and both dispatch it with the same dispatcher over the same layer profile (the executor gets it
@@ -129,7 +130,8 @@ def parse_plans(text: str) -> tuple[str, ...]:
 @dataclass
 class Calibration:
     """The calibration a validation uses. `jobs` is set when it is measured now: then its grid is measured again
-    in every round of real runs (`measure_round`), and `finish` pools the rounds into the final profile. The
+    before every round of real runs and after the last (`measure_round`), and `finish` pools the rounds into the
+    final profile (each round's own is kept beside it, under rounds/). The
     executor dispatches with the profile as it stood before the first round (`dispatch_profile`), and so does the
     simulator, which times with the final one."""
 
@@ -145,27 +147,39 @@ class Calibration:
             self.jobs.run(self.repeats_per_round, host=False, progress=progress, desc="calibration round")
 
     def finish(self, out: Path) -> None:
+        from functools import partial
+
+        from executor.records import atomic_write
+
         if self.jobs is not None and self.jobs.rounds > 1:
             self.profile = self.jobs.write(out).profile_path.resolve()
+            for r in range(self.jobs.rounds):
+                profile = self.jobs.profile({r}).round(6)
+                atomic_write(
+                    out / "rounds" / f"round{r}_layer_time.csv", partial(profile.to_csv, index=False)
+                )
 
     def round_costs(self, model: str, gpu: str, rounds: int) -> list[CostModel]:
-        """The cost model each round of real runs is simulated with: that round's own grid when it was measured
-        beside the runs (the machine drifts between rounds: compare runs with what the machine did then), else the
-        one calibration for every round."""
-        if self.jobs is None or self.jobs.rounds != rounds:
+        """The cost model each round of real runs is simulated with: when the grid was measured beside the runs,
+        the grid rounds just before and just after them (the machine drifts between rounds: compare runs with what
+        the machine did then), else the one calibration for every round."""
+        if self.jobs is None or self.jobs.rounds != rounds + 1:
             return [CostModel.build(model, gpu, profile=self.profile)] * rounds
-        columns = ["tp", "seq_len", "mbs", "time"]
         return [
-            CostModel.build(model, gpu, fit=fit_profile(self.jobs.profile({r})[columns]))
+            CostModel.build(
+                model, gpu, fit=fit_profile(self.jobs.profile({r, r + 1}).drop(columns="time_min"))
+            )
             for r in range(rounds)
         ]
 
 
-def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progress: bool) -> Calibration:
+def calibration(
+    cfg: ValidateConfig, model: str, gpu: str, plans: list[DeploymentPlan], progress: bool
+) -> Calibration:
     """By default measure now, into OUT/calibration: the host effects and a first grid round before the real runs,
-    a grid round before every further round of real runs, so the profile samples the machine over the same minutes
-    as the runs do. With calibrate=False (--reuse-calibration): the cached one under OUT, else the shipped one,
-    else measure now."""
+    a grid round before every further round of real runs and one after the last, so the profile samples the machine
+    over the same minutes as the runs do. With calibrate=False (--reuse-calibration): the cached one under OUT, else
+    the shipped one, else measure now."""
     cache = cfg.out_dir / "calibration"
     stem = f"{model}_{gpu}".replace(".", "_").replace("-", "_")
     cached_profile, cached_host = cache / f"{stem}_layer_time.csv", cache / f"{stem}_host.json"
@@ -183,7 +197,9 @@ def calibration(cfg: ValidateConfig, model: str, gpu: str, max_ranks: int, progr
         scenario=cfg.scenario,
         seq_lens=cfg.calibration_seq_lens or DEFAULT_SEQ_LENS,
         mbs=cfg.calibration_mbs or DEFAULT_MBS,
-        max_ranks=max_ranks,
+        max_ranks=cfg.max_ranks,  # check_inputs refused plans of more ranks
+        # the grids of the plans' replica kinds, and <1,1>'s (the layer rows every fit needs)
+        grid_configs=tuple(dict.fromkeys(["<1,1>"] + [str(c) for p in plans for c in p.replicas])),
     )
     # The calibration's samples are spread over the rounds of real runs (at least one sample per round).
     per_round = -(-cfg.calibration_repeats // cfg.repeats)
@@ -434,8 +450,7 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
     from tqdm import tqdm
 
     scenario, plans = check_inputs(cfg)
-    max_ranks = max(cfg.max_ranks, max(p.num_gpus for p in plans))
-    cal = calibration(cfg, scenario.model, scenario.gpu, max_ranks, progress)
+    cal = calibration(cfg, scenario.model, scenario.gpu, plans, progress)
     for plan in plans:
         try:
             cal.host.check_plan(plan.replicas, plan.num_gpus)
@@ -457,6 +472,7 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
                 loads[str(plan)].append((load + os.getloadavg()[0]) / 2)
                 wall[str(plan)] += time.perf_counter() - start
                 bar.update()
+    cal.measure_round(progress)  # the grid after the last round of runs
     cal.finish(cfg.out_dir / "calibration")
 
     costs = cal.round_costs(scenario.model, scenario.gpu, cfg.repeats)

@@ -13,10 +13,6 @@ All three are measured with the executor's own code by `lobra calibrate --device
   buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
 - optimizer_s[R]: the executor's AdamW step of every task's adapter: Python-bound at these sizes, not
   bandwidth-bound as CostModel.optimizer_s assumes.
-- pipeline[config]: a pipelined replica running the block alone over what the profile predicts for it. The profile
-  times whole micro-batches and the cost model gives each stage an equal share, but the last stage also runs the LM
-  head and the loss (15% more than the first stage for the tiny model, measured), every stage pays its own
-  per-micro-batch overheads, and stages hand activations over gloo. Configs without pp > 1 have no entry (1).
 
 HostCostModel applies them to a plan of R ranks, and only when the caller asks for it (lobra validate):
 CostModel.build never adds them, so planners and the simulator are unchanged.
@@ -25,7 +21,7 @@ CostModel.build never adds them, so planners and the simulator are unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.cost_model import CostModel
@@ -53,7 +49,6 @@ class HostModel:
     sync_s: dict[int, float]
     optimizer_s: dict[int, float]
     source: str = ""
-    pipeline: dict[str, float] = field(default_factory=dict)  # "<tp,pp>" -> measured alone / predicted
 
     def __post_init__(self) -> None:
         if not isinstance(self.cores, int) or self.cores < 1:
@@ -71,10 +66,6 @@ class HostModel:
             raise CostModelError("host model: sync_s and optimizer_s must cover the same rank counts")
         if any(v <= 0 for t in self.slowdown.values() for v in t.values()):
             raise CostModelError(f"host model: slowdown factors must be positive, got {self.slowdown!r}")
-        if any(not isinstance(v, int | float) or v <= 0 for v in self.pipeline.values()):
-            raise CostModelError(
-                f"host model: pipeline factors must be positive numbers, got {self.pipeline!r}"
-            )
 
     @property
     def ranks(self) -> list[int]:
@@ -99,7 +90,6 @@ class HostModel:
             "slowdown": {c: {str(r): v for r, v in sorted(t.items())} for c, t in self.slowdown.items()},
             "sync_s": {str(r): v for r, v in sorted(self.sync_s.items())},
             "optimizer_s": {str(r): v for r, v in sorted(self.optimizer_s.items())},
-            "pipeline": dict(sorted(self.pipeline.items())),
             "source": self.source,
             **(extra or {}),
         }
@@ -122,7 +112,6 @@ class HostModel:
                 table(payload["sync_s"]),
                 table(payload["optimizer_s"]),
                 payload.get("source", path.name),
-                {c: float(v) for c, v in payload.get("pipeline", {}).items()},
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
             raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None
@@ -158,11 +147,11 @@ class HostCostModel(CostModel):
 
     def compute_factor(self, config: ParallelConfig) -> float:
         """This replica's compute with `ranks` ranks busy over the same replica alone, which is how its profile
-        rows were measured (executor/calibrate.py); for a pipelined replica, times its measured pipeline factor."""
+        rows were measured (executor/calibrate.py)."""
         table = self.host.slowdown_table(config)
         if self.ranks not in table:
             raise CostModelError(f"the host model has no slowdown of {config} with {self.ranks} ranks")
-        return table[self.ranks] * self.host.pipeline.get(str(config), 1.0)
+        return table[self.ranks]
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
         return super().stage_s(config, mb) * self.compute_factor(config)
@@ -173,14 +162,3 @@ class HostCostModel(CostModel):
 
     def optimizer_s(self, config: ParallelConfig) -> float:
         return self.host.optimizer_s[self.ranks]
-
-
-def pipeline_factor(cost: CostModel, config: ParallelConfig, block, alone_s: float) -> float:
-    """HostModel.pipeline of `config`: its measured time alone on `block` ((seq_len, mbs) micro-batches) over the
-    busy time `cost` predicts for it."""
-    predicted = cost.replica_time(config, [MicroBatch((s,) * b, s) for s, b in block]).busy_s
-    if predicted <= 0 or alone_s <= 0:
-        raise CostModelError(
-            f"pipeline factor of {config}: need positive times, got {alone_s} over {predicted}"
-        )
-    return alone_s / predicted

@@ -5,7 +5,8 @@ part of what the executor spends per micro-batch: the embedding, the LM head and
 multi-LoRA layers and of the model's forward dominate. Here the executor's own replica (executor.job.build_runtime)
 runs whole micro-batches through executor.pipeline.run_replica, and each is written per layer (the micro-batch's
 time / num_layers) in the profile schema tp,seq_len,mbs,time: the fitted cost model then gives back the whole
-micro-batch (stage time = layer time x layers / pp) and the rest of the cost model is unchanged.
+micro-batch (stage time = layer time x layers / pp) and the rest of the cost model is unchanged. Pipelined replicas
+are measured as pipelines (below).
 
 What a step adds on top (costmodel/host.py) is measured by the same code with R = 1..max_ranks ranks: the slowdown of
 compute when R single-threaded ranks share the cores, the LoRA-gradient sync (LoraState.reduce_grads) and the AdamW
@@ -13,6 +14,14 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 
 - `<1,1>x1`: the tp=1 grid, and the host effects of 1 rank;
 - `<2,1>x1`: the tp=2 grid (the executor's tensor parallelism over gloo);
+- `<1,2>x1`: the pp=2 grid, as a pipeline: PIPELINED_BLOCK copies of each shape run in 1F1B and the replica's busy
+  time over the block's (copies + pp - 1) stage slots is written as the time of one stage, per layer of a stage
+  (profile column pp = 2; costmodel/profile.py). An even share of the whole micro-batch underpredicts a pipelined
+  step: the last stage also runs the LM head and the loss, every stage pays its own per-micro-batch overheads, and
+  stages hand activations over gloo. Two other measurements were tried and dropped (2026-11-29): the replica on a
+  step-like block over the profile's prediction, as a factor (1.09 to 2.20 from one round to the next, and the
+  pipelined plan's error swung from -13% to +66% with it), and one micro-batch at a time with each stage's own
+  compute (the stages never overlap then: 20-27% over real steps, against 2-4% for the block);
 - `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks.
 
 Times are means over repeats: a step's time is a sum of many micro-batches' times, and the expectation of a sum is
@@ -40,8 +49,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from costmodel import CostModel, LayerTimeFit, fit_profile, parse_plan
-from costmodel.host import INDEPENDENT, HostModel, pipeline_factor
+from costmodel import LayerTimeFit, fit_profile, parse_plan
+from costmodel.host import INDEPENDENT, HostModel
 from costmodel.specs import load_model_spec
 from executor.errors import ExecutorError
 from executor.launch import free_port
@@ -57,6 +66,11 @@ REFERENCE_BLOCK = ((1024, 1), (512, 2), (256, 4), (128, 4), (64, 2))
 DEFAULT_SCENARIO = "tiny-cpu"
 # Replica kinds whose contention is measured: independent ranks, a TP pair, a two-stage pipeline.
 HOST_CONFIGS = (INDEPENDENT, "<2,1>", "<1,2>")
+# Replica kinds whose grid is measured, each alone: the profile's rows (tp, pp).
+GRID_CONFIGS = (INDEPENDENT, "<2,1>", "<1,2>")
+# Copies of a grid point's micro-batch a pipelined replica runs per sample: enough for its stages to overlap as in a
+# step (4 micro-batches on 2 stages: 3 of the 5 stage slots have both stages busy).
+PIPELINED_BLOCK = 4
 
 
 @dataclass
@@ -79,12 +93,13 @@ def grid_points(seq_lens, mbs, max_tokens: int = MAX_MB_TOKENS) -> list[tuple[in
     return points
 
 
-def calibration_jobs(max_ranks: int, tps=(1, 2), host_configs=HOST_CONFIGS) -> list[dict]:
-    """The torchrun jobs: a grid job per tp (its replica alone), and per host config c and rank count R a job of c
-    beside R - |c| independent <1,1> ranks (grid and host measurements share a job where they can)."""
+def calibration_jobs(max_ranks: int, grid_configs=GRID_CONFIGS, host_configs=HOST_CONFIGS) -> list[dict]:
+    """The torchrun jobs: a grid job per grid config (its replica alone), and per host config c and rank count R a
+    job of c beside R - |c| independent <1,1> ranks (grid and host measurements share a job where they can)."""
     jobs: dict[str, dict] = {}
-    for tp in tps:
-        jobs[f"<{tp},1>x1"] = {"plan": f"<{tp},1>x1", "nproc": tp, "grid": True, "host": None}
+    for config in grid_configs:
+        c = parse_plan(config).replicas[0]
+        jobs[f"{c}x1"] = {"plan": f"{c}x1", "nproc": c.num_gpus, "grid": True, "host": None}
     for config in host_configs:
         c = parse_plan(config).replicas[0]
         for ranks in range(c.num_gpus, max_ranks + 1):
@@ -106,7 +121,7 @@ class CalibrationJobs:
     seq_lens: tuple[int, ...] = DEFAULT_SEQ_LENS
     mbs: tuple[int, ...] = DEFAULT_MBS
     max_ranks: int = 4
-    tps: tuple[int, ...] = (1, 2)
+    grid_configs: tuple[str, ...] = GRID_CONFIGS
     host_configs: tuple[str, ...] = HOST_CONFIGS
     results: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -138,7 +153,7 @@ class CalibrationJobs:
 
         if repeats < 1:
             raise ExecutorError(f"--repeats must be at least 1, got {repeats}")
-        jobs = calibration_jobs(self.max_ranks, self.tps, self.host_configs if host else ())
+        jobs = calibration_jobs(self.max_ranks, self.grid_configs, self.host_configs if host else ())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
             for k, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, leave=False)):
@@ -155,24 +170,24 @@ class CalibrationJobs:
         self.rounds += 1
 
     def profile(self, rounds: set[int] | None = None) -> pd.DataFrame:
-        """Per shape, the mean and the minimum of every round's samples (or of these rounds'), per layer (the
-        profile's unit)."""
-        pooled: dict[tuple[int, int, int], list[float]] = {}
+        """Per config and shape, the mean and the minimum of every round's samples (or of these rounds'), per
+        layer of a stage (the profile's unit)."""
+        pooled: dict[tuple[int, int, int, int], list[float]] = {}
         for result in self.results:
             if rounds is not None and result["round"] not in rounds:
                 continue
             for row in result["grid"]:
-                pooled.setdefault((row["tp"], row["seq_len"], row["mbs"]), []).extend(row["samples"])
+                key = (row["tp"], row.get("pp", 1), row["seq_len"], row["mbs"])
+                pooled.setdefault(key, []).extend(row["samples"])
         layers = self.spec.num_layers
         rows = [
-            (tp, s, b, statistics.fmean(t) / layers, min(t) / layers)
-            for (tp, s, b), t in sorted(pooled.items())
+            (tp, pp, s, b, statistics.fmean(t) * pp / layers, min(t) * pp / layers)
+            for (tp, pp, s, b), t in sorted(pooled.items())
         ]
-        return pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
+        return pd.DataFrame(rows, columns=["tp", "pp", "seq_len", "mbs", "time", "time_min"])
 
-    def host(self, cost: CostModel) -> HostModel:
-        """The host effects of the jobs run so far; `cost` (the pooled profile's) predicts the pipelined replicas'
-        block for their pipeline factors."""
+    def host(self) -> HostModel:
+        """The host effects of the jobs run so far."""
         hosts = [r["host"] for r in self.results if r["host"]]
         if not hosts:
             raise ExecutorError("no host-effect job has run: run a round with host=True first")
@@ -181,23 +196,17 @@ class CalibrationJobs:
             slowdown.setdefault(h["config"], {})[h["ranks"]] = h["slowdown"]
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
         independent = {h["ranks"]: h for h in hosts if h["config"] == INDEPENDENT}
-        pipeline = {}
-        for h in hosts:
-            config = parse_plan(h["config"]).replicas[0]
-            if config.pp > 1 and h["ranks"] == config.num_gpus:  # the replica alone
-                pipeline[h["config"]] = pipeline_factor(cost, config, REFERENCE_BLOCK, h["block_s"]["alone"])
         return HostModel(
             cores=len(os.sched_getaffinity(0)),
             slowdown={c: dict(sorted(t.items())) for c, t in slowdown.items()},
             sync_s={r: h["sync_s"] for r, h in sorted(independent.items())},
             optimizer_s={r: h["optimizer_s"] for r, h in sorted(independent.items())},
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
-            pipeline=pipeline,
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
         """<model>_cpu_layer_time.csv, its fit and <model>_cpu_host.json under out_dir."""
-        profile = self.profile()
+        profile, host = self.profile(), self.host()
         out = Path(out_dir)
         stem = f"{self.spec.name}_cpu".replace(".", "_").replace("-", "_")
         profile_path, fit_path, host_path = (
@@ -205,17 +214,16 @@ class CalibrationJobs:
             out / f"{stem}_fit.json",
             out / f"{stem}_host.json",
         )
-        fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
+        fit = fit_profile(profile.drop(columns="time_min"), source=profile_path.name)
         atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
         atomic_write(fit_path, fit.to_json)
-        host = self.host(CostModel.build(self.model, "cpu", profile=profile_path))
         measured = {
             "measured": {
                 "date": time.strftime("%Y-%m-%d"),
                 "seconds": round(self.elapsed_s, 1),
                 "rounds": self.rounds,
                 "samples_per_point": sum(r["repeats"] for r in self.results if r["job"]["grid"])
-                // len(self.tps),
+                // len(self.grid_configs),
                 "grid_points": len(self.points),
                 "block": [list(b) for b in REFERENCE_BLOCK],
                 "jobs": [
@@ -331,20 +339,30 @@ def _run(rt, mbs: list) -> float:
     return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device).busy_s
 
 
+def _pipelined_s(rt, mb) -> float:
+    """Seconds per micro-batch of a pipelined replica running PIPELINED_BLOCK copies of `mb` in 1F1B: the
+    replica's busy time over the (copies + pp - 1) stage slots that 1F1B takes for equal micro-batches
+    (costmodel/pipeline.py), so that the cost model gives the block back."""
+    pp = rt.place.config.pp
+    return _run(rt, [mb] * PIPELINED_BLOCK) / (PIPELINED_BLOCK + pp - 1)
+
+
 def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
-    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring)."""
+    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring): the
+    replica's busy time, or with pp > 1 its time per micro-batch in a pipelined block (_pipelined_s)."""
     import torch.distributed as dist
 
+    config = rt.place.config
     batches = [_micro_batch(rt, s, b) for s, b in points]
     samples: list[list[float]] = [[] for _ in points]
     for i in range(repeats + 1):  # the first round warms up allocators
         for mb, times in zip(batches, samples, strict=True):
             dist.barrier()  # TP ranks start together, as in a step
-            t = _run(rt, [mb])
+            t = _pipelined_s(rt, mb) if config.pp > 1 else _run(rt, [mb])
             if i:
                 times.append(t * 1e3)
     return [
-        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t}
+        {"tp": config.tp, "pp": config.pp, "seq_len": s, "mbs": b, "samples": t}
         for (s, b), t in zip(points, samples, strict=True)
     ]
 

@@ -2,7 +2,7 @@ import pytest
 
 from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig, parse_plan
 from costmodel.errors import CostModelError
-from costmodel.host import HostCostModel, HostModel, pipeline_factor, shipped_host
+from costmodel.host import HostCostModel, HostModel, shipped_host
 
 # t(b, s) = b ms per layer: a micro-batch of b sequences costs 2 b ms on the tiny model's 2 layers
 FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
@@ -53,28 +53,6 @@ def test_host_model_refuses_unmeasured_rank_counts_and_bad_tables(tmp_path):
 
 def test_shipped_tiny_cpu_host_model_covers_the_validation_plans():
     host = shipped_host("tiny", "cpu")
-    assert host is not None and host.ranks == [1, 2, 3, 4] and set(host.pipeline) == {"<1,2>"}
+    assert host is not None and host.ranks == [1, 2, 3, 4]
     for plan in ("<1,1>x1", "<1,1>x2", "<2,1>x1", "<1,2>x1", "<2,1>x1 <1,1>x1", "<2,1>x1 <1,1>x2"):
         host.check_plan(parse_plan(plan).replicas, parse_plan(plan).num_gpus)
-
-
-def test_pipeline_factor_is_measured_over_predicted_and_scales_only_its_config(tmp_path):
-    base = CostModel.build("tiny", "cpu", fit=FIT)
-    pp2 = ParallelConfig(1, 2)
-    block = ((16, 2), (8, 4))  # stages of 2 ms and 4 ms (1 layer each); 1F1B on 2 stages: 2 + 4 + 4 = 10 ms
-    predicted = base.replica_time(pp2, [MicroBatch.padded(b, s) for s, b in block]).busy_s
-    assert predicted == pytest.approx(
-        base.replica_time(pp2, [MicroBatch.padded(2, 16), MicroBatch.padded(4, 8)]).busy_s
-    )
-    assert pipeline_factor(base, pp2, block, 2 * predicted) == pytest.approx(2.0)
-    with pytest.raises(CostModelError, match="positive times"):
-        pipeline_factor(base, pp2, block, 0.0)
-    host = HostModel(2, {"<1,1>": {2: 1.5}, "<1,2>": {2: 1.0}}, {2: 0.0}, {2: 0.0}, pipeline={"<1,2>": 1.25})
-    cost = HostCostModel(base, host, 2, [pp2])
-    mb = MicroBatch.padded(3, 16)
-    assert cost.stage_s(pp2, mb) == pytest.approx(base.stage_s(pp2, mb) * 1.25)
-    assert cost.compute_factor(ParallelConfig(1, 1)) == 1.5  # no pipeline entry: its slowdown only
-    host.to_json(tmp_path / "host.json")
-    assert HostModel.from_json(tmp_path / "host.json") == host
-    with pytest.raises(CostModelError, match="pipeline factors must be positive"):
-        HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, pipeline={"<1,2>": 0.0})
