@@ -198,8 +198,8 @@ def calibration(
         seq_lens=cfg.calibration_seq_lens or DEFAULT_SEQ_LENS,
         mbs=cfg.calibration_mbs or DEFAULT_MBS,
         max_ranks=cfg.max_ranks,  # check_inputs refused plans of more ranks
-        # the grids of the plans' replica kinds, and <1,1>'s (the layer rows every fit needs)
-        grid_configs=tuple(dict.fromkeys(["<1,1>"] + [str(c) for p in plans for c in p.replicas])),
+        # the grids of the plans' tp degrees, and tp=1's (the rows every fit needs)
+        tps=tuple(sorted({1} | {c.tp for p in plans for c in p.replicas})),
     )
     # The calibration's samples are spread over the rounds of real runs (at least one sample per round).
     per_round = -(-cfg.calibration_repeats // cfg.repeats)

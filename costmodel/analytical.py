@@ -94,15 +94,13 @@ class AnalyticalLayerTime:
         comm_s = comm_bytes / (g.nvlink_gbps * 1e9 * e.eta_comm)
         return (compute_s + memory_s + comm_s) * 1e3 + e.t0_ms
 
-    # pp: every stage of a pipelined replica gets an equal share of the layers (the same interface as LayerTimeFit,
-    # whose profile may have measured pipelined replicas' stages).
-    def predict_ms(self, tp: int, mbs, seq_len, pp: int = 1) -> np.ndarray | float:
+    def predict_ms(self, tp: int, mbs, seq_len) -> np.ndarray | float:
         b = np.asarray(mbs, dtype=float)
         s = np.asarray(seq_len, dtype=float)
         out = self._terms_ms(tp, b * s, b * s * s)
         return float(out) if np.ndim(out) == 0 else out
 
-    def predict_packed_ms(self, tp: int, lengths, pp: int = 1) -> float:
+    def predict_packed_ms(self, tp: int, lengths) -> float:
         return float(self._terms_ms(tp, float(sum(lengths)), float(sum(n * n for n in lengths))))
 
 

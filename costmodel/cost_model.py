@@ -15,7 +15,7 @@ from costmodel.layer_time import LayerTimeFit, fit_profile
 from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
 from costmodel.parallel import ParallelConfig
 from costmodel.pipeline import pipeline_makespan
-from costmodel.profile import load_profile, shipped_profile, split_stages
+from costmodel.profile import load_profile, shipped_profile
 from costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
 from costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
 
@@ -61,7 +61,7 @@ class CostModel:
         if fit is None and path is not None:
             df = load_profile(path)
             fit = fit_profile(df, source=str(path))
-            eff = calibrate_efficiency(model, gpu, split_stages(df)[0])
+            eff = calibrate_efficiency(model, gpu, df)
             source = f"profile {path.name}"
         else:
             eff = reference_efficiency()
@@ -82,25 +82,22 @@ class CostModel:
         """The fit where it covers tp, else the analytical model."""
         return self.fit if self.fit is not None and tp in self.fit.coeffs else self.analytical
 
-    def layer_ms(self, tp: int, mb: MicroBatch, pp: int = 1) -> float:
-        """Forward+backward ms of one decoder layer for one micro-batch on a TP group of `tp`; with pp > 1 and a
-        profile that measured pipelined <tp,pp> replicas, per layer of their slowest stage."""
-        key = (tp, pp, mb.lengths if mb.packed else (mb.num_seqs, mb.seq_len), mb.packed)
+    def layer_ms(self, tp: int, mb: MicroBatch) -> float:
+        """Forward+backward ms of one decoder layer for one micro-batch on a TP group of `tp`."""
+        key = (tp, mb.lengths if mb.packed else (mb.num_seqs, mb.seq_len), mb.packed)
         cached = self._layer_cache.get(key)
         if cached is None:
             layer = self.layer_model(tp)
             if mb.packed:
-                cached = layer.predict_packed_ms(tp, mb.lengths, pp)
+                cached = layer.predict_packed_ms(tp, mb.lengths)
             else:
-                cached = layer.predict_ms(tp, mb.num_seqs, mb.seq_len, pp)
+                cached = layer.predict_ms(tp, mb.num_seqs, mb.seq_len)
             self._layer_cache[key] = cached
         return cached
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
-        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers). Every stage gets the
-        same: an equal share of the micro-batch, or where the profile measured this pipelined config, its slowest
-        stage's (the one 1F1B runs at the pace of)."""
-        return self.layer_ms(config.tp, mb, config.pp) * self.model.num_layers / config.pp / 1e3
+        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
+        return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
 
     def p2p_bytes(self, config: ParallelConfig, mb: MicroBatch) -> float:
         """Bytes each TP rank sends across one stage boundary for one micro-batch (its 1/tp share under sequence

@@ -4,8 +4,7 @@
 
 b is the micro-batch size and s the (padded) sequence length. c1 b s^2 is the attention work per sequence, c3 b s the
 per-token GEMMs, c5 b per-sequence overhead; c2, c4, c6 are per-micro-batch costs (kernel launches, weight reads,
-low GEMM efficiency on small inputs). One set of coefficients per TP degree, and one per (tp, pp) where the profile
-measured pipelined replicas (rows with pp > 1: the slowest stage per layer of a stage, costmodel/profile.py).
+low GEMM efficiency on small inputs). One set of coefficients per TP degree.
 
 The fit minimises relative error (each row divided by its measured time) with all coefficients non-negative: the
 profile is noisy, and unconstrained fits pick negative terms that extrapolate to negative times outside the grid.
@@ -22,7 +21,6 @@ import pandas as pd
 from scipy.optimize import lsq_linear
 
 from costmodel.errors import CostModelError
-from costmodel.profile import split_stages
 
 NUM_COEFFS = 6
 
@@ -41,48 +39,36 @@ class LayerTimeFit:
     source: str = ""
     # In-sample mean absolute percentage error per tp, for the record.
     mape_pct: dict[int, float] = field(default_factory=dict)
-    # (tp, pp) -> coefficients of a pipelined replica's slowest stage, per layer of a stage; and their errors.
-    stage_coeffs: dict[tuple[int, int], tuple[float, ...]] = field(default_factory=dict)
-    stage_mape_pct: dict[tuple[int, int], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.coeffs:
             raise CostModelError("a layer-time fit needs coefficients for at least one tp")
-        named = {f"tp={tp}": c for tp, c in self.coeffs.items()}
-        named |= {f"tp={tp}, pp={pp}": c for (tp, pp), c in self.stage_coeffs.items()}
-        for name, c in named.items():
+        for tp, c in self.coeffs.items():
             if len(c) != NUM_COEFFS or not all(np.isfinite(c)):
                 raise CostModelError(
-                    f"layer-time fit for {name} needs {NUM_COEFFS} finite coefficients, got {c!r}"
+                    f"layer-time fit for tp={tp} needs {NUM_COEFFS} finite coefficients, got {c!r}"
                 )
 
     @property
     def tps(self) -> list[int]:
         return sorted(self.coeffs)
 
-    def predict_ms(self, tp: int, mbs, seq_len, pp: int = 1) -> np.ndarray | float:
-        """Forward+backward ms of one layer for micro-batches of `mbs` sequences padded to `seq_len` (with pp > 1,
-        per layer of the slowest stage of a pipelined replica, where measured: `has_stages`)."""
-        out = design_matrix(mbs, seq_len) @ np.asarray(self._coeffs(tp, pp))
+    def predict_ms(self, tp: int, mbs, seq_len) -> np.ndarray | float:
+        """Forward+backward ms of one layer for micro-batches of `mbs` sequences padded to `seq_len`."""
+        out = design_matrix(mbs, seq_len) @ np.asarray(self._coeffs(tp))
         return float(out) if np.ndim(out) == 0 else out
 
-    def predict_packed_ms(self, tp: int, lengths, pp: int = 1) -> float:
+    def predict_packed_ms(self, tp: int, lengths) -> float:
         """A packed micro-batch (variable-length attention, no padding): the per-sequence terms summed over its
         sequences, the per-micro-batch terms at its longest sequence. Equal lengths give exactly t(b, s)."""
-        c1, c2, c3, c4, c5, c6 = self._coeffs(tp, pp)
+        c1, c2, c3, c4, c5, c6 = self._coeffs(tp)
         lens = np.asarray(lengths, dtype=float)
         s_max = float(lens.max())
         return float(
             c1 * (lens**2).sum() + c3 * lens.sum() + c5 * len(lens) + c2 * s_max**2 + c4 * s_max + c6
         )
 
-    def has_stages(self, tp: int, pp: int) -> bool:
-        """Whether pipelined replicas <tp,pp> were measured as such."""
-        return (tp, pp) in self.stage_coeffs
-
-    def _coeffs(self, tp: int, pp: int = 1) -> tuple[float, ...]:
-        if pp > 1 and self.has_stages(tp, pp):
-            return self.stage_coeffs[(tp, pp)]
+    def _coeffs(self, tp: int) -> tuple[float, ...]:
         if tp not in self.coeffs:
             raise CostModelError(f"the layer-time fit has no tp={tp} (fitted: {self.tps})")
         return self.coeffs[tp]
@@ -94,13 +80,6 @@ class LayerTimeFit:
             "coeffs": {str(tp): list(c) for tp, c in sorted(self.coeffs.items())},
             "mape_pct": {str(tp): m for tp, m in sorted(self.mape_pct.items())},
         }
-        if self.stage_coeffs:
-            payload["stage_coeffs"] = {
-                f"{tp},{pp}": list(c) for (tp, pp), c in sorted(self.stage_coeffs.items())
-            }
-            payload["stage_mape_pct"] = {
-                f"{tp},{pp}": m for (tp, pp), m in sorted(self.stage_mape_pct.items())
-            }
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
 
     @classmethod
@@ -112,16 +91,9 @@ class LayerTimeFit:
             payload = json.loads(path.read_text())
             coeffs = {int(tp): tuple(float(x) for x in c) for tp, c in payload["coeffs"].items()}
             mape = {int(tp): float(m) for tp, m in payload.get("mape_pct", {}).items()}
-
-            def key(text: str) -> tuple[int, int]:
-                tp, pp = text.split(",")
-                return int(tp), int(pp)
-
-            stages = {key(k): tuple(float(x) for x in c) for k, c in payload.get("stage_coeffs", {}).items()}
-            stage_mape = {key(k): float(m) for k, m in payload.get("stage_mape_pct", {}).items()}
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
             raise CostModelError(f"fit file {str(path)!r} is malformed: {err!r}") from None
-        return cls(coeffs, payload.get("source", str(path)), mape, stages, stage_mape)
+        return cls(coeffs, payload.get("source", str(path)), mape)
 
 
 def fit_coefficients(mbs, seq_len, time_ms) -> np.ndarray:
@@ -138,31 +110,20 @@ def fit_coefficients(mbs, seq_len, time_ms) -> np.ndarray:
 
 
 def fit_profile(df: pd.DataFrame, source: str = "") -> LayerTimeFit:
-    """Fit c1..c6 per tp of a validated profile DataFrame (columns tp, seq_len, mbs, time; optionally pp), and per
-    (tp, pp) of its pipelined rows."""
-    layers, stages = split_stages(df)
-    coeffs, mape = _fit_groups(layers, "tp")
-    stage_coeffs, stage_mape = _fit_groups(stages, ["tp", "pp"])
-    return LayerTimeFit(coeffs, source, mape, stage_coeffs, stage_mape)
-
-
-def _fit_groups(df: pd.DataFrame, by) -> tuple[dict, dict]:
+    """Fit c1..c6 per tp of a validated profile DataFrame (columns tp, seq_len, mbs, time)."""
     coeffs, mape = {}, {}
-    if df.empty:
-        return coeffs, mape
-    for key, rows in df.groupby(by):
-        key = tuple(int(k) for k in key) if isinstance(by, list) else int(key)
+    for tp, rows in df.groupby("tp"):
         c = fit_coefficients(rows["mbs"], rows["seq_len"], rows["time"])
         pred = design_matrix(rows["mbs"], rows["seq_len"]) @ c
-        coeffs[key] = tuple(float(x) for x in c)
-        mape[key] = float(np.mean(np.abs(pred - rows["time"]) / rows["time"]) * 100)
-    return coeffs, mape
+        coeffs[int(tp)] = tuple(float(x) for x in c)
+        mape[int(tp)] = float(np.mean(np.abs(pred - rows["time"]) / rows["time"]) * 100)
+    return LayerTimeFit(coeffs, source, mape)
 
 
 def holdout_split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Leave out every third distinct seq_len of each tp (and pp; sorted lengths, positions 1, 4, 7, ...)."""
+    """Leave out every third distinct seq_len of each tp (sorted lengths, positions 1, 4, 7, ...)."""
     held = np.zeros(len(df), dtype=bool)
-    for _, rows in df.groupby(["tp", "pp"] if "pp" in df.columns else "tp"):
+    for _, rows in df.groupby("tp"):
         lengths = sorted(rows["seq_len"].unique())[1::3]
         held[df.index.get_indexer(rows.index[rows["seq_len"].isin(lengths)])] = True
     return df[~held], df[held]

@@ -1,8 +1,4 @@
-"""Profile CSVs: tidy tables keyed by configuration columns (`tp,seq_len,mbs,time`, time in ms per layer).
-
-An optional `pp` column marks rows measured on a pipelined replica: the slowest stage's compute per layer of a stage
-(executor/calibrate.py measures them on the CPU). Rows without it, or with pp 1, are the layer time itself.
-"""
+"""Profile CSVs: tidy tables keyed by configuration columns (`tp,seq_len,mbs,time`, time in ms per layer)."""
 
 from __future__ import annotations
 
@@ -56,8 +52,6 @@ def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -
         )
     if df.empty:
         raise CostModelError(f"profile {str(path)!r} has no rows")
-    if "pp" in df.columns and "pp" not in columns:
-        columns = (*columns, "pp")
     df = df[list(columns)].copy()
     for col in columns:
         values = pd.to_numeric(df[col], errors="coerce")
@@ -75,12 +69,3 @@ def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -
                 raise CostModelError(f"profile {str(path)!r}: column {col!r} must hold integers")
             df[col] = df[col].astype(int)
     return df
-
-
-def split_stages(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(layer rows, pipelined-stage rows) of a profile: rows with pp > 1 apart, the pp column dropped from the
-    first (an older profile without one is all layer rows)."""
-    if "pp" not in df.columns:
-        return df, df.iloc[0:0]
-    stages = df["pp"] > 1
-    return df[~stages].drop(columns="pp"), df[stages]

@@ -5,8 +5,18 @@ part of what the executor spends per micro-batch: the embedding, the LM head and
 multi-LoRA layers and of the model's forward dominate. Here the executor's own replica (executor.job.build_runtime)
 runs whole micro-batches through executor.pipeline.run_replica, and each is written per layer (the micro-batch's
 time / num_layers) in the profile schema tp,seq_len,mbs,time: the fitted cost model then gives back the whole
-micro-batch (stage time = layer time x layers / pp) and the rest of the cost model is unchanged. Pipelined replicas
-are measured as pipelines (below).
+micro-batch (stage time = layer time x layers / pp) and the rest of the cost model is unchanged.
+
+A pipelined replica therefore gets an even share of the whole micro-batch per stage, which misses that its last stage
+also runs the LM head and the loss, that every stage pays its own per-micro-batch overheads and that stages hand
+activations over gloo. Three corrections were measured on 2026-11-29 and dropped, because each was further off the
+real <1,2>x1 steps than the even share: a factor, the replica alone on a step-like block over the profile's
+prediction (1.09 to 2.20 from one grid round to the next; the plan's error swung from -13% to +66% with it); a <1,2>
+grid of single micro-batches, each stage's own compute (+21 to +27%); and a <1,2> grid of blocks of 4 copies of each
+shape in 1F1B, per stage slot (+15.0, +15.3 and +19.3% in three validations, where the even share of the same
+grid rounds gave -3.8, -18.9 and -4.4%). Run back to back in one job, the block grid overpredicted a real step's
+micro-batch list by 1-12% (four checks, medians of 4 samples), and that list ran 6% and 9% slower in a calibration
+job than in the executor's own step minutes before (two checks): both within this VM's drift, so not explained.
 
 What a step adds on top (costmodel/host.py) is measured by the same code with R = 1..max_ranks ranks: the slowdown of
 compute when R single-threaded ranks share the cores, the LoRA-gradient sync (LoraState.reduce_grads) and the AdamW
@@ -14,14 +24,6 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 
 - `<1,1>x1`: the tp=1 grid, and the host effects of 1 rank;
 - `<2,1>x1`: the tp=2 grid (the executor's tensor parallelism over gloo);
-- `<1,2>x1`: the pp=2 grid, as a pipeline: PIPELINED_BLOCK copies of each shape run in 1F1B and the replica's busy
-  time over the block's (copies + pp - 1) stage slots is written as the time of one stage, per layer of a stage
-  (profile column pp = 2; costmodel/profile.py). An even share of the whole micro-batch underpredicts a pipelined
-  step: the last stage also runs the LM head and the loss, every stage pays its own per-micro-batch overheads, and
-  stages hand activations over gloo. Two other measurements were tried and dropped (2026-11-29): the replica on a
-  step-like block over the profile's prediction, as a factor (1.09 to 2.20 from one round to the next, and the
-  pipelined plan's error swung from -13% to +66% with it), and one micro-batch at a time with each stage's own
-  compute (the stages never overlap then: 20-27% over real steps, against 2-4% for the block);
 - `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks.
 
 Times are means over repeats: a step's time is a sum of many micro-batches' times, and the expectation of a sum is
@@ -66,11 +68,6 @@ REFERENCE_BLOCK = ((1024, 1), (512, 2), (256, 4), (128, 4), (64, 2))
 DEFAULT_SCENARIO = "tiny-cpu"
 # Replica kinds whose contention is measured: independent ranks, a TP pair, a two-stage pipeline.
 HOST_CONFIGS = (INDEPENDENT, "<2,1>", "<1,2>")
-# Replica kinds whose grid is measured, each alone: the profile's rows (tp, pp).
-GRID_CONFIGS = (INDEPENDENT, "<2,1>", "<1,2>")
-# Copies of a grid point's micro-batch a pipelined replica runs per sample: enough for its stages to overlap as in a
-# step (4 micro-batches on 2 stages: 3 of the 5 stage slots have both stages busy).
-PIPELINED_BLOCK = 4
 
 
 @dataclass
@@ -93,13 +90,12 @@ def grid_points(seq_lens, mbs, max_tokens: int = MAX_MB_TOKENS) -> list[tuple[in
     return points
 
 
-def calibration_jobs(max_ranks: int, grid_configs=GRID_CONFIGS, host_configs=HOST_CONFIGS) -> list[dict]:
-    """The torchrun jobs: a grid job per grid config (its replica alone), and per host config c and rank count R a
-    job of c beside R - |c| independent <1,1> ranks (grid and host measurements share a job where they can)."""
+def calibration_jobs(max_ranks: int, tps=(1, 2), host_configs=HOST_CONFIGS) -> list[dict]:
+    """The torchrun jobs: a grid job per tp (its replica alone), and per host config c and rank count R a job of c
+    beside R - |c| independent <1,1> ranks (grid and host measurements share a job where they can)."""
     jobs: dict[str, dict] = {}
-    for config in grid_configs:
-        c = parse_plan(config).replicas[0]
-        jobs[f"{c}x1"] = {"plan": f"{c}x1", "nproc": c.num_gpus, "grid": True, "host": None}
+    for tp in tps:
+        jobs[f"<{tp},1>x1"] = {"plan": f"<{tp},1>x1", "nproc": tp, "grid": True, "host": None}
     for config in host_configs:
         c = parse_plan(config).replicas[0]
         for ranks in range(c.num_gpus, max_ranks + 1):
@@ -121,7 +117,7 @@ class CalibrationJobs:
     seq_lens: tuple[int, ...] = DEFAULT_SEQ_LENS
     mbs: tuple[int, ...] = DEFAULT_MBS
     max_ranks: int = 4
-    grid_configs: tuple[str, ...] = GRID_CONFIGS
+    tps: tuple[int, ...] = (1, 2)
     host_configs: tuple[str, ...] = HOST_CONFIGS
     results: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -153,7 +149,7 @@ class CalibrationJobs:
 
         if repeats < 1:
             raise ExecutorError(f"--repeats must be at least 1, got {repeats}")
-        jobs = calibration_jobs(self.max_ranks, self.grid_configs, self.host_configs if host else ())
+        jobs = calibration_jobs(self.max_ranks, self.tps, self.host_configs if host else ())
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
             for k, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, leave=False)):
@@ -170,21 +166,20 @@ class CalibrationJobs:
         self.rounds += 1
 
     def profile(self, rounds: set[int] | None = None) -> pd.DataFrame:
-        """Per config and shape, the mean and the minimum of every round's samples (or of these rounds'), per
-        layer of a stage (the profile's unit)."""
-        pooled: dict[tuple[int, int, int, int], list[float]] = {}
+        """Per shape, the mean and the minimum of every round's samples (or of these rounds'), per layer (the
+        profile's unit)."""
+        pooled: dict[tuple[int, int, int], list[float]] = {}
         for result in self.results:
             if rounds is not None and result["round"] not in rounds:
                 continue
             for row in result["grid"]:
-                key = (row["tp"], row.get("pp", 1), row["seq_len"], row["mbs"])
-                pooled.setdefault(key, []).extend(row["samples"])
+                pooled.setdefault((row["tp"], row["seq_len"], row["mbs"]), []).extend(row["samples"])
         layers = self.spec.num_layers
         rows = [
-            (tp, pp, s, b, statistics.fmean(t) * pp / layers, min(t) * pp / layers)
-            for (tp, pp, s, b), t in sorted(pooled.items())
+            (tp, s, b, statistics.fmean(t) / layers, min(t) / layers)
+            for (tp, s, b), t in sorted(pooled.items())
         ]
-        return pd.DataFrame(rows, columns=["tp", "pp", "seq_len", "mbs", "time", "time_min"])
+        return pd.DataFrame(rows, columns=["tp", "seq_len", "mbs", "time", "time_min"])
 
     def host(self) -> HostModel:
         """The host effects of the jobs run so far."""
@@ -214,7 +209,7 @@ class CalibrationJobs:
             out / f"{stem}_fit.json",
             out / f"{stem}_host.json",
         )
-        fit = fit_profile(profile.drop(columns="time_min"), source=profile_path.name)
+        fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
         atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
         atomic_write(fit_path, fit.to_json)
         measured = {
@@ -223,7 +218,7 @@ class CalibrationJobs:
                 "seconds": round(self.elapsed_s, 1),
                 "rounds": self.rounds,
                 "samples_per_point": sum(r["repeats"] for r in self.results if r["job"]["grid"])
-                // len(self.grid_configs),
+                // len(self.tps),
                 "grid_points": len(self.points),
                 "block": [list(b) for b in REFERENCE_BLOCK],
                 "jobs": [
@@ -339,30 +334,20 @@ def _run(rt, mbs: list) -> float:
     return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device).busy_s
 
 
-def _pipelined_s(rt, mb) -> float:
-    """Seconds per micro-batch of a pipelined replica running PIPELINED_BLOCK copies of `mb` in 1F1B: the
-    replica's busy time over the (copies + pp - 1) stage slots that 1F1B takes for equal micro-batches
-    (costmodel/pipeline.py), so that the cost model gives the block back."""
-    pp = rt.place.config.pp
-    return _run(rt, [mb] * PIPELINED_BLOCK) / (PIPELINED_BLOCK + pp - 1)
-
-
 def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
-    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring): the
-    replica's busy time, or with pp > 1 its time per micro-batch in a pipelined block (_pipelined_s)."""
+    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring)."""
     import torch.distributed as dist
 
-    config = rt.place.config
     batches = [_micro_batch(rt, s, b) for s, b in points]
     samples: list[list[float]] = [[] for _ in points]
     for i in range(repeats + 1):  # the first round warms up allocators
         for mb, times in zip(batches, samples, strict=True):
             dist.barrier()  # TP ranks start together, as in a step
-            t = _pipelined_s(rt, mb) if config.pp > 1 else _run(rt, [mb])
+            t = _run(rt, [mb])
             if i:
                 times.append(t * 1e3)
     return [
-        {"tp": config.tp, "pp": config.pp, "seq_len": s, "mbs": b, "samples": t}
+        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t}
         for (s, b), t in zip(points, samples, strict=True)
     ]
 

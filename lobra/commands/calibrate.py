@@ -82,7 +82,6 @@ def _calibrate_executor(args) -> int:
     print(
         f"profiled {len(result.profile)} micro-batch shapes in {result.elapsed_s:.1f} s; fit MAPE "
         + ", ".join(f"tp={tp}: {m:.2f}%" for tp, m in result.fit.mape_pct.items())
-        + "".join(f", <{tp},{pp}>: {m:.2f}%" for (tp, pp), m in result.fit.stage_mape_pct.items())
     )
     for r in host.ranks:
         slow = ", ".join(f"{c} x{t[r]:.2f}" for c, t in host.slowdown.items() if r in t)

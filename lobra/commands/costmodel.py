@@ -13,7 +13,7 @@ from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
 from costmodel.errors import CostModelError
 from costmodel.layer_time import holdout_split
 from costmodel.memory import DEFAULT_CAP_TOKENS
-from costmodel.profile import load_profile, split_stages
+from costmodel.profile import load_profile
 from costmodel.specs import load_gpu_spec, load_model_spec
 from lobra.commands._common import atomic_write, print_json, print_table
 
@@ -85,13 +85,11 @@ def cmd_fit(args) -> int:
     if args.plot:
         from analysis.plots import plot_fit  # matplotlib only when asked
 
-        atomic_write(args.plot, lambda tmp: plot_fit(split_stages(df)[0], fit, tmp))
+        atomic_write(args.plot, lambda tmp: plot_fit(df, fit, tmp))
     atomic_write(args.out, fit.to_json)
-    fits = [((tp, 1), fit.coeffs[tp], fit.mape_pct[tp]) for tp in fit.tps]
-    fits += [(key, c, fit.stage_mape_pct[key]) for key, c in sorted(fit.stage_coeffs.items())]
     rows = [
-        {"tp": tp, "pp": pp, **{f"c{i + 1}": c for i, c in enumerate(coeffs)}, "mape_pct": mape}
-        for (tp, pp), coeffs, mape in fits
+        {"tp": tp, **{f"c{i + 1}": c for i, c in enumerate(fit.coeffs[tp])}, "mape_pct": fit.mape_pct[tp]}
+        for tp in fit.tps
     ]
     print_table(pd.DataFrame(rows))
     print(f"wrote {args.out}" + (f" and {args.plot}" if args.plot else ""))
@@ -189,9 +187,7 @@ def cmd_replica_time(args) -> int:
 
 
 def check_profile(df: pd.DataFrame, model: str, gpu: str) -> dict:
-    """Held-out MAPE of the fit (every third seq_len left out) and leave-one-tp-out MAPE of the analytical model,
-    over the layer rows (not a pipelined replica's stage rows)."""
-    df = split_stages(df)[0]
+    """Held-out MAPE of the fit (every third seq_len left out) and leave-one-tp-out MAPE of the analytical model."""
     train, test = holdout_split(df)
     fit = fit_profile(train)
     fit_err = {

@@ -19,7 +19,7 @@ from analysis.validate import (
     step_metrics,
     step_pairs,
 )
-from costmodel import CostModel, MicroBatch, fit_profile, parse_plan
+from costmodel import CostModel, parse_plan
 from costmodel.host import HostModel
 
 
@@ -149,7 +149,7 @@ def test_reused_calibration_is_the_shipped_one_without_a_cache(tmp_path):
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
-    """An executor calibration of 9 shapes (one rank, and a two-stage pipeline) where validate caches its own."""
+    """A one-job executor calibration (tp=1, one rank, 9 shapes) where validate caches its own."""
     from executor.calibrate import calibrate_executor
 
     out = tmp_path_factory.mktemp("validate")
@@ -159,7 +159,7 @@ def calibrated(tmp_path_factory):
         mbs=(1, 2, 4),
         repeats=1,
         max_ranks=1,
-        grid_configs=("<1,1>", "<1,2>"),
+        tps=(1,),
         host_configs=("<1,1>",),
         progress=False,
     )
@@ -168,17 +168,16 @@ def calibrated(tmp_path_factory):
 
 def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
     profile = pd.read_csv(calibrated / "calibration" / "tiny_cpu_layer_time.csv")
-    assert list(profile.columns) == ["tp", "pp", "seq_len", "mbs", "time", "time_min"]
+    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time", "time_min"]
     assert (
-        len(profile) == 18
-        and sorted(set(profile["pp"])) == [1, 2]
+        len(profile) == 9
         and (profile["time"] >= profile["time_min"]).all()
         and (profile["time_min"] > 0).all()
     )
     host = HostModel.from_json(calibrated / "calibration" / "tiny_cpu_host.json")
     assert host.slowdown == {"<1,1>": {1: 1.0}} and host.sync_s[1] > 0 and host.optimizer_s[1] > 0
     cost = CostModel.build("tiny", "cpu", profile=calibrated / "calibration" / "tiny_cpu_layer_time.csv")
-    assert cost.fit is not None and cost.fit.tps == [1] and cost.fit.has_stages(1, 2)
+    assert cost.fit is not None and cost.fit.tps == [1]
 
 
 def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
@@ -242,7 +241,7 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     # one grid round before the real runs, one before the second round and one after it; one sample per point each
     assert measured["rounds"] == 3 and measured["samples_per_point"] == 3
     rounds = [pd.read_csv(cal / "rounds" / f"round{r}_layer_time.csv") for r in range(3)]
-    assert all(len(r) == 9 for r in rounds)  # 9 shapes, only <1,1>: the grids of the plans' replica kinds
+    assert all(len(r) == 9 for r in rounds)  # 9 shapes at tp=1 only: the grids of the plans' tp degrees
     assert result.calibration["origin"].startswith("measured now, 2 round(s)")
     pooled = pd.read_csv(cal / "tiny_cpu_layer_time.csv")
     first = pd.read_csv(cal / "dispatch_layer_time.csv")  # the executor dispatched with the first round's
@@ -258,7 +257,7 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     assert list(result.pairs["sim_step_s"]) == pytest.approx(list(per_run.mean(axis=1)))
 
 
-def test_calibration_jobs_pool_the_grid_per_config_and_derive_host_effects():
+def test_calibration_jobs_derive_host_effects(tmp_path):
     """From job results as the ranks write them (no job runs here)."""
     from executor.calibrate import CalibrationJobs
 
@@ -274,23 +273,12 @@ def test_calibration_jobs_pool_the_grid_per_config_and_derive_host_effects():
             "block_s": {"alone": alone, "together": alone * slowdown},
         }
 
-    def grid(tp, pp, scale):
-        return [
-            {
-                "tp": tp,
-                "pp": pp,
-                "seq_len": s,
-                "mbs": b,
-                "samples": [2.0 * scale * s * b, 3.0 * scale * s * b],
-            }
-            for s, b in jobs.points
-        ]
-
+    grid = [{"tp": 1, "seq_len": s, "mbs": b, "samples": [2.0 * s * b, 3.0 * s * b]} for s, b in jobs.points]
     jobs.results = [
         {
             "job": {"plan": "<1,1>x1", "grid": True},
             "repeats": 2,
-            "grid": grid(1, 1, 1.0),
+            "grid": grid,
             "host": host("<1,1>", 1, 1.0, 0.2),
         },
         {
@@ -300,24 +288,15 @@ def test_calibration_jobs_pool_the_grid_per_config_and_derive_host_effects():
             "host": host("<1,1>", 2, 1.1, 0.2),
         },
         {
-            "job": {"plan": "<1,2>x1", "grid": True},
+            "job": {"plan": "<1,2>x1", "grid": False},
             "repeats": 2,
-            "grid": grid(1, 2, 0.6),
+            "grid": [],
             "host": host("<1,2>", 2, 1.0, 0.3),
         },
     ]
-    profile = jobs.profile().set_index(["tp", "pp", "seq_len", "mbs"])
-    # means and minima over the samples, per layer of a stage: 2 layers in one stage, or 1 in each of 2
-    assert profile.loc[(1, 1, 48, 2), "time"] == pytest.approx(2.5 * 96 / 2)
-    assert profile.loc[(1, 1, 48, 2), "time_min"] == pytest.approx(2.0 * 96 / 2)
-    assert profile.loc[(1, 2, 48, 2), "time"] == pytest.approx(0.6 * 2.5 * 96)
-    fit = fit_profile(profile.reset_index().drop(columns="time_min"))
-    assert fit.tps == [1] and fit.has_stages(1, 2)
-    cost = CostModel.build("tiny", "cpu", fit=fit)
-    # a <1,2> stage is the measured per-micro-batch time of the pipelined replica, not half of <1,1>'s
-    mb = MicroBatch.padded(2, 48)
-    pp1, pp2 = (cost.stage_s(parse_plan(p).replicas[0], mb) for p in ("<1,1>", "<1,2>"))
-    assert pp1 == pytest.approx(2.5 * 96 / 1e3, rel=0.02) and pp2 == pytest.approx(0.6 * pp1, rel=0.02)
+    profile = jobs.profile()
+    row = profile[(profile["seq_len"] == 48) & (profile["mbs"] == 2)].iloc[0]
+    assert row["time"] == pytest.approx(2.5 * 96 / 2) and row["time_min"] == pytest.approx(2.0 * 96 / 2)
     model = jobs.host()
     assert model.slowdown == {"<1,1>": {1: 1.0, 2: 1.1}, "<1,2>": {2: 1.0}}
     assert model.sync_s == {1: 0.001, 2: 0.002}
@@ -346,3 +325,30 @@ def test_a_failed_calibration_job_names_the_ranks_error_and_keeps_its_log(tmp_pa
     kept = Path(re.search(r"whole log: (\S+)\)$", str(info.value)).group(1))
     assert kept.read_text() == (tmp_path / "job.log").read_text()
     kept.unlink()
+
+
+def test_each_round_of_runs_is_simulated_with_the_grid_rounds_around_it(tmp_path):
+    """Grid rounds 1x, 3x and 4x as slow around two rounds of runs: the runs of round 0 see the mean of the first
+    two (2x), those of round 1 the mean of the last two (3.5x); one round alone would give 1x and 3x."""
+    from analysis.validate import Calibration
+    from costmodel import MicroBatch
+    from executor.calibrate import CalibrationJobs
+
+    jobs = CalibrationJobs(max_ranks=1, seq_lens=(16, 48, 96), mbs=(1, 2, 4))
+    jobs.results = [
+        {
+            "job": {"plan": "<1,1>x1", "grid": True},
+            "round": r,
+            "repeats": 1,
+            "grid": [
+                {"tp": 1, "seq_len": s, "mbs": b, "samples": [scale * (s * b + 50)]} for s, b in jobs.points
+            ],
+            "host": None,
+        }
+        for r, scale in enumerate((1.0, 3.0, 4.0))
+    ]
+    jobs.rounds = 3
+    cal = Calibration(tmp_path / "unused.csv", None, "measured now", tmp_path / "unused.csv", jobs)
+    first, second = cal.round_costs("tiny", "cpu", 2)
+    mb = MicroBatch.padded(2, 48)
+    assert second.layer_ms(1, mb) / first.layer_ms(1, mb) == pytest.approx(3.5 / 2, rel=1e-3)

@@ -43,42 +43,6 @@ def test_fit_recovers_known_coefficients():
         assert fit.mape_pct[tp] < 1e-3
 
 
-def test_pipelined_rows_fit_apart_and_round_trip(tmp_path):
-    """Rows with pp > 1 (a pipelined replica's per-micro-batch stage time) get their own coefficients per (tp, pp);
-    the layer rows' fit is the one without them, and a config the profile did not pipeline splits layers evenly."""
-    from costmodel import CostModel, MicroBatch, ParallelConfig
-
-    grid = [(s, b) for s in (128, 256, 512, 1024) for b in (1, 2, 4)]
-    stage = tuple(1.3 * c for c in COEFFS)
-    rows = [
-        {"tp": 1, "pp": 1, "seq_len": s, "mbs": b, "time": LayerTimeFit({1: COEFFS}).predict_ms(1, b, s)}
-        for s, b in grid
-    ]
-    rows += [
-        {"tp": 1, "pp": 2, "seq_len": s, "mbs": b, "time": LayerTimeFit({1: stage}).predict_ms(1, b, s)}
-        for s, b in grid
-    ]
-    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
-    df = load_profile(tmp_path / "p.csv")
-    assert "pp" in df.columns
-    fit = fit_profile(df)
-    assert np.allclose(fit.coeffs[1], COEFFS, rtol=1e-4, atol=1e-12) and fit.tps == [1]
-    assert np.allclose(fit.stage_coeffs[(1, 2)], stage, rtol=1e-4, atol=1e-12)
-    assert fit.has_stages(1, 2) and not fit.has_stages(1, 4)
-    assert fit.predict_ms(1, 2, 512, pp=2) == pytest.approx(1.3 * fit.predict_ms(1, 2, 512))
-    assert fit.predict_ms(1, 2, 512, pp=4) == pytest.approx(fit.predict_ms(1, 2, 512))  # not measured: layers
-    fit.to_json(tmp_path / "fit.json")
-    back = LayerTimeFit.from_json(tmp_path / "fit.json")
-    assert back.stage_coeffs == fit.stage_coeffs and back.stage_mape_pct == fit.stage_mape_pct
-    cost = CostModel.build("tiny", "cpu", profile=tmp_path / "p.csv")
-    mb = MicroBatch.padded(2, 512)
-    whole = cost.stage_s(ParallelConfig(1, 1), mb)
-    assert cost.stage_s(ParallelConfig(1, 2), mb) == pytest.approx(1.3 * whole / 2)
-    assert cost.stage_s(ParallelConfig(2, 1), mb) > 0  # tp=2 not profiled: the analytical model
-    with pytest.raises(CostModelError, match="tp=1, pp=2 needs 6"):
-        LayerTimeFit({1: COEFFS}, stage_coeffs={(1, 2): (1.0,)})
-
-
 def test_fit_keeps_coefficients_non_negative(a100_profile):
     fit = fit_profile(a100_profile)
     assert all(c >= 0 for cs in fit.coeffs.values() for c in cs)
