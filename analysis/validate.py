@@ -10,7 +10,7 @@ it is the floor no simulator can get under on this machine. The calibration is m
 round before every round of real runs and one after the last, and each round's runs are simulated with the two
 grid rounds around them (the host effects, ratios measured within one job, come from the first round); a step's
 simulated time is its median over the rounds' simulations. A calibration measured once, minutes before, was 20-27%
-off the runs on this machine; one grid round before each round of runs still left single rounds 10-20% off.
+off the runs on this machine; one grid round before each round of runs still left single rounds up to 22% off.
 
 Same data: the executor and the simulator both draw every step with StepSampler(workload, seed) in its default
 (stratified) mode, and both dispatch it with the same dispatcher over the same layer profile (the executor gets it

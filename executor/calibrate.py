@@ -9,8 +9,8 @@ micro-batch (stage time = layer time x layers / pp) and the rest of the cost mod
 
 A pipelined replica therefore gets an even share of the whole micro-batch per stage, which misses that its last stage
 also runs the LM head and the loss, that every stage pays its own per-micro-batch overheads and that stages hand
-activations over gloo. Three corrections were measured on 2026-11-29 and dropped, because each was further off the
-real <1,2>x1 steps than the even share: a factor, the replica alone on a step-like block over the profile's
+activations over gloo. Three corrections were measured on 2026-11-29 and dropped, because they were further off the
+real <1,2>x1 steps than the even share on average: a factor, the replica alone on a step-like block over the profile's
 prediction (1.09 to 2.20 from one grid round to the next; the plan's error swung from -13% to +66% with it); a <1,2>
 grid of single micro-batches, each stage's own compute (+21 to +27%); and a <1,2> grid of blocks of 4 copies of each
 shape in 1F1B, per stage slot (+15.0, +15.3 and +19.3% in three validations, where the even share of the same
