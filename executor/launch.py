@@ -93,6 +93,10 @@ def run_rank(cfg: ExecutorConfig) -> int:
     dist.init_process_group(backend, timeout=timedelta(minutes=10))
     try:
         train(build_runtime(run, rank, device))
+        # No rank tears its groups down while another still works: once in ~60 runs (2026-11-29) a rank of
+        # <1,1>x1 <2,1>x1 aborted at exit ("terminate called without an active exception", SIGABRT) after every
+        # step and record was written, failing the run; a rank destroying gloo groups early is the likely cause.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     return 0
