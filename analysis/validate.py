@@ -19,7 +19,9 @@ checked equal between the two record sets; a mismatch stops the validation.
 
 The cost model is the executor's CPU calibration (executor/calibrate.py): the executor's whole micro-batches per
 layer in the profile, and the host effects of R ranks on these cores (costmodel/host.py: compute slowdown, gradient
-sync, optimizer), applied per plan by its rank count.
+sync, optimizer), applied per plan by its rank count; every validated plan's compute slowdown is measured on the plan
+itself, since a rank's slowdown depends on what its neighbours do (a <1,1> rank beside a TP pair: 1.10x; beside two
+<1,1> ranks: 1.44x), and the per-R tables had put <2,1>x1 <1,1>x1 28% over its real steps in one validation.
 
 Warm-up: the first steps of every real run are left out of the metrics (`warmup`), and tensor-parallel replicas need
 more of them than the others. Over 12 real runs per plan (four validations, 2026-11-29), real over simulated step
@@ -200,6 +202,7 @@ def calibration(
         max_ranks=cfg.max_ranks,  # check_inputs refused plans of more ranks
         # the grids of the plans' tp degrees, and tp=1's (the rows every fit needs)
         tps=tuple(sorted({1} | {c.tp for p in plans for c in p.replicas})),
+        plans=tuple(str(p) for p in plans),  # each plan's contention measured as itself
     )
     # The calibration's samples are spread over the rounds of real runs (at least one sample per round).
     per_round = -(-cfg.calibration_repeats // cfg.repeats)
@@ -453,7 +456,7 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
     cal = calibration(cfg, scenario.model, scenario.gpu, plans, progress)
     for plan in plans:
         try:
-            cal.host.check_plan(plan.replicas, plan.num_gpus)
+            cal.host.check_plan(plan.replicas, plan.num_gpus, str(plan))
         except CostModelError as err:
             raise ValidationError(f"plan {plan}: {err}") from None
     shutil.rmtree(

@@ -8,6 +8,10 @@ All three are measured with the executor's own code by `lobra calibrate --device
   (the replica's own plus independent <1,1> ranks) over the same replica running it alone, which is how its profile
   rows were measured. R ranks on fewer cores share them, a TP pair stalls when one of its ranks is descheduled, and
   pipeline stages free their core while they wait; background load on the machine shows up here too.
+- plans[plan][config]: the same ratio for each config of one whole plan, all its ranks running at once. What a rank
+  suffers depends on what its neighbours do, not only on how many there are: a <1,1> rank beside a TP pair (which
+  waits on gloo half the time) ran its block 1.10x slower, beside two independent ranks 1.44x (2026-11-29). A plan
+  measured as itself uses its own row; any other plan the per-R tables.
 - sync_s[R]: the executor's LoRA-gradient sync (executor/sync.py): every rank writes its gradient shards into the
   full flat fp32 buffer and one world all-reduce (gloo) sums it. R participants, not the replica count, and the full
   buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
@@ -21,13 +25,13 @@ CostModel.build never adds them, so planners and the simulator are unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from costmodel.cost_model import CostModel
 from costmodel.errors import CostModelError
 from costmodel.memory import MemoryOptions
-from costmodel.parallel import ParallelConfig
+from costmodel.parallel import ParallelConfig, parse_plan
 from costmodel.profile import shipped_path
 from costmodel.replica_time import MicroBatch
 
@@ -49,6 +53,7 @@ class HostModel:
     sync_s: dict[int, float]
     optimizer_s: dict[int, float]
     source: str = ""
+    plans: dict[str, dict[str, float]] = field(default_factory=dict)  # plan -> "<tp,pp>" -> slowdown in it
 
     def __post_init__(self) -> None:
         if not isinstance(self.cores, int) or self.cores < 1:
@@ -64,8 +69,9 @@ class HostModel:
                 raise CostModelError(f"host model: {name} values must be numbers >= 0, got {table!r}")
         if set(self.sync_s) != set(self.optimizer_s):
             raise CostModelError("host model: sync_s and optimizer_s must cover the same rank counts")
-        if any(v <= 0 for t in self.slowdown.values() for v in t.values()):
-            raise CostModelError(f"host model: slowdown factors must be positive, got {self.slowdown!r}")
+        factors = [v for t in (*self.slowdown.values(), *self.plans.values()) for v in t.values()]
+        if any(not isinstance(v, int | float) or v <= 0 for v in factors):
+            raise CostModelError(f"host model: slowdown factors must be positive numbers, got {factors!r}")
 
     @property
     def ranks(self) -> list[int]:
@@ -74,9 +80,15 @@ class HostModel:
     def slowdown_table(self, config: ParallelConfig) -> dict[int, float]:
         return self.slowdown.get(str(config), self.slowdown[INDEPENDENT])
 
-    def check_plan(self, configs, ranks: int) -> None:
+    def factor(self, config: ParallelConfig, ranks: int, plan: str | None = None) -> float | None:
+        """This replica's compute with `ranks` ranks busy over the same replica alone: the plan's own measurement
+        if it has one, else the per-R table of its config; None if neither was measured."""
+        measured = self.plans.get(plan, {}) if plan else {}
+        return measured.get(str(config), self.slowdown_table(config).get(ranks))
+
+    def check_plan(self, configs, ranks: int, plan: str | None = None) -> None:
         """Raise unless every config of a plan of `ranks` ranks has measured host effects."""
-        missing = [str(c) for c in configs if ranks not in self.slowdown_table(c)]
+        missing = [str(c) for c in configs if self.factor(c, ranks, plan) is None]
         if ranks not in self.sync_s or missing:
             raise CostModelError(
                 f"the host model has no measurements for {ranks} ranks"
@@ -90,6 +102,7 @@ class HostModel:
             "slowdown": {c: {str(r): v for r, v in sorted(t.items())} for c, t in self.slowdown.items()},
             "sync_s": {str(r): v for r, v in sorted(self.sync_s.items())},
             "optimizer_s": {str(r): v for r, v in sorted(self.optimizer_s.items())},
+            "plans": self.plans,
             "source": self.source,
             **(extra or {}),
         }
@@ -112,8 +125,13 @@ class HostModel:
                 table(payload["sync_s"]),
                 table(payload["optimizer_s"]),
                 payload.get("source", path.name),
+                # keyed as str(DeploymentPlan) spells a plan, whatever order the file lists its replicas in
+                {
+                    str(parse_plan(p)): {str(parse_plan(c).replicas[0]): float(v) for c, v in t.items()}
+                    for p, t in payload.get("plans", {}).items()
+                },
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, CostModelError) as err:
             raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None
 
 
@@ -131,27 +149,29 @@ class HostCostModel(CostModel):
     contention its config suffers at that rank count, the measured gradient sync and optimizer in place of the
     analytical ones. `base` is the cost model without host effects (what the executor's dispatcher uses)."""
 
-    def __init__(self, base: CostModel, host: HostModel, ranks: int, configs=()) -> None:
-        host.check_plan(configs, ranks)
+    def __init__(
+        self, base: CostModel, host: HostModel, ranks: int, configs=(), plan: str | None = None
+    ) -> None:
+        host.check_plan(configs, ranks, plan)
         super().__init__(
             base.model, base.gpu, base.fit, base.analytical, base.memory, base.cap, f"{base.source} + host"
         )
-        self.base, self.host, self.ranks = base, host, ranks
+        self.base, self.host, self.ranks, self.plan = base, host, ranks, plan
 
     @classmethod
     def for_plan(cls, base: CostModel, host: HostModel, plan) -> HostCostModel:
-        return cls(base, host, plan.num_gpus, plan.replicas)
+        return cls(base, host, plan.num_gpus, plan.replicas, str(plan))
 
     def with_memory(self, memory: MemoryOptions) -> HostCostModel:
-        return HostCostModel(self.base.with_memory(memory), self.host, self.ranks)
+        return HostCostModel(self.base.with_memory(memory), self.host, self.ranks, plan=self.plan)
 
     def compute_factor(self, config: ParallelConfig) -> float:
         """This replica's compute with `ranks` ranks busy over the same replica alone, which is how its profile
         rows were measured (executor/calibrate.py)."""
-        table = self.host.slowdown_table(config)
-        if self.ranks not in table:
+        factor = self.host.factor(config, self.ranks, self.plan)
+        if factor is None:
             raise CostModelError(f"the host model has no slowdown of {config} with {self.ranks} ranks")
-        return table[self.ranks]
+        return factor
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
         return super().stage_s(config, mb) * self.compute_factor(config)

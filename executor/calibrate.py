@@ -24,7 +24,8 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 
 - `<1,1>x1`: the tp=1 grid, and the host effects of 1 rank;
 - `<2,1>x1`: the tp=2 grid (the executor's tensor parallelism over gloo);
-- `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks.
+- `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks; `<2,1>` and `<1,2>` beside R - 2 such ranks;
+- any plan given (a validation's): the slowdown of each of its configs with the plan's own neighbours.
 
 Times are means over repeats: a step's time is a sum of many micro-batches' times, and the expectation of a sum is
 the sum of the means. On this shared machine the samples are right-skewed (tensor parallelism over gloo most: its
@@ -90,18 +91,29 @@ def grid_points(seq_lens, mbs, max_tokens: int = MAX_MB_TOKENS) -> list[tuple[in
     return points
 
 
-def calibration_jobs(max_ranks: int, tps=(1, 2), host_configs=HOST_CONFIGS) -> list[dict]:
-    """The torchrun jobs: a grid job per tp (its replica alone), and per host config c and rank count R a job of c
-    beside R - |c| independent <1,1> ranks (grid and host measurements share a job where they can)."""
+def calibration_jobs(max_ranks: int, tps=(1, 2), host_configs=HOST_CONFIGS, plans=()) -> list[dict]:
+    """The torchrun jobs: a grid job per tp (its replica alone); per host config c and rank count R a job of c beside
+    R - |c| independent <1,1> ranks, whose target c fills the per-R tables; and a job per given plan, measured as
+    itself (grid and host measurements share a job where they can). Every host job measures each config of its plan."""
     jobs: dict[str, dict] = {}
+
+    def job(plan: str) -> dict:
+        nproc = parse_plan(plan).num_gpus
+        return jobs.setdefault(
+            plan, {"plan": plan, "nproc": nproc, "grid": False, "host": False, "target": None}
+        )
+
     for tp in tps:
-        jobs[f"<{tp},1>x1"] = {"plan": f"<{tp},1>x1", "nproc": tp, "grid": True, "host": None}
+        job(f"<{tp},1>x1")["grid"] = True
     for config in host_configs:
         c = parse_plan(config).replicas[0]
         for ranks in range(c.num_gpus, max_ranks + 1):
-            plan = str(parse_plan(f"{c}x1 <1,1>x{ranks - c.num_gpus}" if ranks > c.num_gpus else f"{c}x1"))
-            job = jobs.setdefault(plan, {"plan": plan, "nproc": ranks, "grid": False, "host": None})
-            job["host"] = str(c)
+            plan = job(
+                str(parse_plan(f"{c}x1 <1,1>x{ranks - c.num_gpus}" if ranks > c.num_gpus else f"{c}x1"))
+            )
+            plan.update(host=True, target=str(c))
+    for plan in plans:
+        job(str(parse_plan(plan)))["host"] = True
     return list(jobs.values())
 
 
@@ -119,6 +131,7 @@ class CalibrationJobs:
     max_ranks: int = 4
     tps: tuple[int, ...] = (1, 2)
     host_configs: tuple[str, ...] = HOST_CONFIGS
+    plans: tuple[str, ...] = ()  # plans whose host effects are measured as themselves (a validation's)
     results: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0
     rounds: int = 0
@@ -149,7 +162,9 @@ class CalibrationJobs:
 
         if repeats < 1:
             raise ExecutorError(f"--repeats must be at least 1, got {repeats}")
-        jobs = calibration_jobs(self.max_ranks, self.tps, self.host_configs if host else ())
+        jobs = calibration_jobs(
+            self.max_ranks, self.tps, *((self.host_configs, self.plans) if host else ((), ()))
+        )
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
             for k, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, leave=False)):
@@ -158,7 +173,7 @@ class CalibrationJobs:
                 argv += ["--result", str(result), "--repeats", str(repeats)]
                 argv += ["--points", json.dumps(self.points if job["grid"] else [])]
                 if job["host"]:
-                    argv += ["--host", job["host"], "--host-repeats", str(host_repeats or repeats)]
+                    argv += ["--host", "--host-repeats", str(host_repeats or repeats)]
                 _run_job(argv, job["nproc"], Path(tmp) / f"job{k}.log")
                 result = json.loads(result.read_text())
                 self.results.append({"job": job, "repeats": repeats, "round": self.rounds, **result})
@@ -183,20 +198,22 @@ class CalibrationJobs:
 
     def host(self) -> HostModel:
         """The host effects of the jobs run so far."""
-        hosts = [r["host"] for r in self.results if r["host"]]
-        if not hosts:
+        done = [r for r in self.results if r["host"]]
+        if not done:
             raise ExecutorError("no host-effect job has run: run a round with host=True first")
         slowdown: dict[str, dict[int, float]] = {}
-        for h in hosts:
-            slowdown.setdefault(h["config"], {})[h["ranks"]] = h["slowdown"]
+        for r in done:
+            if target := r["job"]["target"]:
+                slowdown.setdefault(target, {})[r["host"]["ranks"]] = r["host"]["slowdown"][target]
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
-        independent = {h["ranks"]: h for h in hosts if h["config"] == INDEPENDENT}
+        independent = {r["host"]["ranks"]: r["host"] for r in done if r["job"]["target"] == INDEPENDENT}
         return HostModel(
             cores=len(os.sched_getaffinity(0)),
             slowdown={c: dict(sorted(t.items())) for c, t in slowdown.items()},
-            sync_s={r: h["sync_s"] for r, h in sorted(independent.items())},
-            optimizer_s={r: h["optimizer_s"] for r, h in sorted(independent.items())},
+            sync_s={n: h["sync_s"] for n, h in sorted(independent.items())},
+            optimizer_s={n: h["optimizer_s"] for n, h in sorted(independent.items())},
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
+            plans={r["job"]["plan"]: r["host"]["slowdown"] for r in done},
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
@@ -278,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--points", default="[]", help="JSON list of [seq_len, mbs]")
-    parser.add_argument("--host", help="also measure the slowdown of this replica config, sync and optimizer")
+    parser.add_argument(
+        "--host",
+        action="store_true",
+        help="also measure each config's slowdown in this plan, sync and optimizer",
+    )
     parser.add_argument(
         "--host-repeats", type=int, help="samples of the host measurements (default --repeats)"
     )
@@ -303,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         rt = build_runtime(run, rank, torch.device("cpu"))
         load = os.getloadavg()[0]
         grid = _time_grid(rt, [tuple(p) for p in json.loads(args.points)], args.repeats)
-        host = _time_host(rt, args.host, args.host_repeats or args.repeats, world) if args.host else None
+        host = _time_host(rt, args.host_repeats or args.repeats, world) if args.host else None
         if rank == 0:
             result = {"grid": grid, "host": host, "load_avg_1m": round(load, 2)}
             atomic_write(Path(args.result), lambda p: p.write_text(json.dumps(result)))
@@ -352,32 +373,42 @@ def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
     ]
 
 
-def _time_host(rt, config: str, repeats: int, world: int) -> dict:
-    """slowdown: the reference block on the first replica of `config`, with every rank running it at once, over
-    that replica running it alone (same job, so the same background load); sync_s and optimizer_s: the executor's
-    gradient sync and AdamW steps on rank 0, every rank starting together."""
+def _time_host(rt, repeats: int, world: int) -> dict:
+    """slowdown[config]: the reference block on the first replica of each config of the plan, with every rank running
+    it at once, over that replica running it alone (same job, so the same background load; the configs take turns
+    alone within every repeat); sync_s and optimizer_s: the executor's gradient sync and AdamW steps on rank 0, every
+    rank starting together."""
     import torch
     import torch.distributed as dist
 
-    target = next(r for r, c in enumerate(rt.run.plan.replicas) if str(c) == config)
-    mine = rt.place.replica == target
+    replicas = rt.run.plan.replicas
+    firsts = {str(c): r for r, c in reversed(list(enumerate(replicas)))}  # config -> its first replica
+    configs = sorted(firsts)
     block = [_micro_batch(rt, s, b) for s, b in REFERENCE_BLOCK]
     _run(rt, block)  # warm-up (and gradients for every task's adapter)
-    alone, together = [], []
+    alone: dict[str, list[float]] = {c: [] for c in configs}
+    together = []
     for _ in range(repeats):
-        dist.barrier()
-        if mine:
-            alone.append(_run(rt, block))
+        for c in configs:
+            dist.barrier()
+            if rt.place.replica == firsts[c]:
+                alone[c].append(_run(rt, block))
         dist.barrier()
         together.append(_run(rt, block))
-    # Every rank's means; the target replica's leader's are the measurement.
+    # Every rank's means; each config's first replica's leader's are its measurement.
     mine_s = torch.tensor(
-        [statistics.fmean(alone) if mine else 0.0, statistics.fmean(together)], dtype=torch.float64
+        [statistics.fmean(alone[c]) if alone[c] else 0.0 for c in configs] + [statistics.fmean(together)],
+        dtype=torch.float64,
     )
-    gathered = [torch.zeros(2, dtype=torch.float64) for _ in range(world)]
+    gathered = [torch.zeros(len(configs) + 1, dtype=torch.float64) for _ in range(world)]
     dist.all_gather(gathered, mine_s)
-    leader = next(p for p in range(world) if _placement(rt, p).replica == target)
-    alone_s, together_s = (float(v) for v in gathered[leader])
+    block_s, slowdown = {}, {}
+    for i, c in enumerate(configs):
+        leader = next(p for p in range(world) if _placement(rt, p).replica == firsts[c])
+        block_s[c] = {"alone": float(gathered[leader][i]), "together": float(gathered[leader][-1])}
+        # A replica that is the whole job runs alone both times: its slowdown is 1 by definition, not noise.
+        whole = world == replicas[firsts[c]].num_gpus
+        slowdown[c] = 1.0 if whole else block_s[c]["together"] / block_s[c]["alone"]
     sync, opt = [], []
     extras = torch.zeros(len(rt.tasks) + world + 16, dtype=torch.float64)
     for i in range(repeats + 1):  # the first AdamW step creates its state
@@ -392,13 +423,11 @@ def _time_host(rt, config: str, repeats: int, world: int) -> dict:
             sync.append(t1 - t0)
             opt.append(t2 - t1)
     return {
-        "config": config,
         "ranks": world,
-        # A replica that is the whole job runs alone both times: its slowdown is 1 by definition, not noise.
-        "slowdown": 1.0 if world == rt.run.plan.replicas[target].num_gpus else together_s / alone_s,
+        "slowdown": slowdown,
         "sync_s": statistics.fmean(sync),
         "optimizer_s": statistics.fmean(opt),
-        "block_s": {"alone": alone_s, "together": together_s},
+        "block_s": block_s,
     }
 
 

@@ -89,5 +89,8 @@ def _calibrate_executor(args) -> int:
             f"  {r} rank(s) on {host.cores} cores: compute {slow}; "
             f"gradient sync {1e3 * host.sync_s[r]:.1f} ms, optimizer {1e3 * host.optimizer_s[r]:.1f} ms"
         )
+    for plan, slow in host.plans.items():
+        if len(slow) > 1:  # mixed plans: each config with its own neighbours
+            print(f"  {plan}: compute " + ", ".join(f"{c} x{v:.2f}" for c, v in slow.items()))
     print(f"wrote {result.profile_path}, {result.fit_path} and {result.host_path}")
     return 0

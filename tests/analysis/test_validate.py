@@ -257,41 +257,95 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
     assert list(result.pairs["sim_step_s"]) == pytest.approx(list(per_run.mean(axis=1)))
 
 
+def test_calibration_jobs_measure_the_given_plans_as_themselves():
+    from executor.calibrate import calibration_jobs
+
+    jobs = calibration_jobs(3, (1, 2), ("<1,1>", "<2,1>"), plans=("<2,1>x1 <1,1>x1", "<1,2>x1 <1,1>x1"))
+    by_plan = {j["plan"]: j for j in jobs}
+    assert set(by_plan) == {"<1,1>x1", "<2,1>x1", "<1,1>x2", "<1,1>x3", "<1,1>x1 <2,1>x1", "<1,1>x1 <1,2>x1"}
+    # a per-R job that is also a given plan keeps its target; a plan outside the per-R scheme has none
+    assert by_plan["<1,1>x1 <2,1>x1"] == {
+        "plan": "<1,1>x1 <2,1>x1",
+        "nproc": 3,
+        "grid": False,
+        "host": True,
+        "target": "<2,1>",
+    }
+    assert by_plan["<1,1>x1 <1,2>x1"]["target"] is None and by_plan["<1,1>x1 <1,2>x1"]["nproc"] == 3
+    assert by_plan["<2,1>x1"]["grid"] and by_plan["<2,1>x1"]["target"] == "<2,1>"
+    assert all(j["host"] for j in jobs)
+    assert all(not j["host"] for j in calibration_jobs(3, (1, 2), (), ()))
+
+
+@pytest.mark.slow
+def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
+    """The rank side: each config of <2,1>x1 <1,1>x1 runs its block alone in turn and all ranks together."""
+    from executor.calibrate import CalibrationJobs
+
+    jobs = CalibrationJobs(
+        seq_lens=(16, 48, 96),
+        mbs=(1, 2, 4),
+        max_ranks=1,
+        tps=(1,),
+        host_configs=("<1,1>",),
+        plans=("<2,1>x1 <1,1>x1",),
+    )
+    jobs.run(1, host=True, host_repeats=2, progress=False)
+    mixed = next(r["host"] for r in jobs.results if r["job"]["plan"] == "<1,1>x1 <2,1>x1")
+    assert mixed["ranks"] == 3 and set(mixed["slowdown"]) == set(mixed["block_s"]) == {"<1,1>", "<2,1>"}
+    for config, block in mixed["block_s"].items():
+        assert block["alone"] > 0 and mixed["slowdown"][config] == pytest.approx(
+            block["together"] / block["alone"]
+        )
+    host = jobs.host()
+    assert host.plans["<1,1>x1 <2,1>x1"] == mixed["slowdown"]
+    assert host.slowdown == {"<1,1>": {1: 1.0}}  # a plan measured as itself fills no per-R table
+
+
 def test_calibration_jobs_derive_host_effects(tmp_path):
     """From job results as the ranks write them (no job runs here)."""
     from executor.calibrate import CalibrationJobs
 
     jobs = CalibrationJobs(max_ranks=2, seq_lens=(16, 48, 96), mbs=(1, 2, 4))
 
-    def host(config, ranks, slowdown, alone):
+    def host(ranks, slowdown, alone):
         return {
-            "config": config,
             "ranks": ranks,
             "slowdown": slowdown,
             "sync_s": 0.001 * ranks,
             "optimizer_s": 0.002,
-            "block_s": {"alone": alone, "together": alone * slowdown},
+            "block_s": {c: {"alone": alone, "together": alone * f} for c, f in slowdown.items()},
         }
+
+    def job(plan, grid, target):
+        return {"plan": plan, "grid": grid, "host": True, "target": target}
 
     grid = [{"tp": 1, "seq_len": s, "mbs": b, "samples": [2.0 * s * b, 3.0 * s * b]} for s, b in jobs.points]
     jobs.results = [
         {
-            "job": {"plan": "<1,1>x1", "grid": True},
+            "job": job("<1,1>x1", True, "<1,1>"),
             "repeats": 2,
             "grid": grid,
-            "host": host("<1,1>", 1, 1.0, 0.2),
+            "host": host(1, {"<1,1>": 1.0}, 0.2),
         },
         {
-            "job": {"plan": "<1,1>x2", "grid": False},
+            "job": job("<1,1>x2", False, "<1,1>"),
             "repeats": 2,
             "grid": [],
-            "host": host("<1,1>", 2, 1.1, 0.2),
+            "host": host(2, {"<1,1>": 1.1}, 0.2),
         },
         {
-            "job": {"plan": "<1,2>x1", "grid": False},
+            "job": job("<1,2>x1", False, "<1,2>"),
             "repeats": 2,
             "grid": [],
-            "host": host("<1,2>", 2, 1.0, 0.3),
+            "host": host(2, {"<1,2>": 1.0}, 0.3),
+        },
+        # a plan measured as itself: its rows go to plans only, not to the per-R tables
+        {
+            "job": job("<1,1>x1 <1,2>x1", False, None),
+            "repeats": 2,
+            "grid": [],
+            "host": host(3, {"<1,1>": 1.2, "<1,2>": 1.3}, 0.3),
         },
     ]
     profile = jobs.profile()
@@ -299,6 +353,9 @@ def test_calibration_jobs_derive_host_effects(tmp_path):
     assert row["time"] == pytest.approx(2.5 * 96 / 2) and row["time_min"] == pytest.approx(2.0 * 96 / 2)
     model = jobs.host()
     assert model.slowdown == {"<1,1>": {1: 1.0, 2: 1.1}, "<1,2>": {2: 1.0}}
+    assert model.plans["<1,1>x1 <1,2>x1"] == {"<1,1>": 1.2, "<1,2>": 1.3} and model.plans["<1,1>x2"] == {
+        "<1,1>": 1.1
+    }
     assert model.sync_s == {1: 0.001, 2: 0.002}
 
 

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig, parse_plan
@@ -32,6 +34,41 @@ def test_host_model_scales_compute_per_config_and_replaces_sync_and_optimizer(tm
     assert cost.compute_factor(ParallelConfig(1, 2)) == 2.0
     HOST.to_json(tmp_path / "host.json", {"measured": {"date": "today"}})
     assert HostModel.from_json(tmp_path / "host.json") == HOST
+
+
+def test_a_plan_measured_as_itself_uses_its_own_slowdowns(tmp_path):
+    """The <1,1> rank beside a TP pair contends less than beside two busy <1,1> ranks: the plan's own row wins,
+    other plans of the same rank count keep the per-R tables."""
+    host = HostModel(
+        cores=2,
+        slowdown=HOST.slowdown,
+        sync_s=HOST.sync_s,
+        optimizer_s=HOST.optimizer_s,
+        plans={"<1,1>x1 <2,1>x1": {"<1,1>": 1.1, "<2,1>": 1.3}},
+    )
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    mb = MicroBatch.padded(3, 16)
+    one, two = ParallelConfig(1, 1), ParallelConfig(2, 1)
+    mixed = HostCostModel.for_plan(base, host, parse_plan("<2,1>x1 <1,1>x1"))
+    assert mixed.stage_s(one, mb) == pytest.approx(0.006 * 1.1) and mixed.compute_factor(two) == 1.3
+    assert mixed.with_memory(MemoryOptions(num_tasks=3, lora_rank=8)).compute_factor(one) == 1.1
+    assert HostCostModel.for_plan(base, host, parse_plan("<1,1>x3")).compute_factor(one) == 2.0
+    # a measured plan needs no per-R rows: there are none at 3 ranks here
+    lone = HostModel(
+        2, {"<1,1>": {1: 1.0}}, {3: 0.0}, {3: 0.0}, plans={"<1,1>x1 <1,2>x1": {"<1,1>": 1.2, "<1,2>": 1.4}}
+    )
+    lone.check_plan(parse_plan("<1,2>x1 <1,1>x1").replicas, 3, "<1,1>x1 <1,2>x1")
+    with pytest.raises(CostModelError, match=r"3 ranks with replica\(s\) <1,1>, <1,2>"):
+        lone.check_plan(parse_plan("<1,2>x1 <1,1>x1").replicas, 3)
+    # written and read back; a file may list a plan's replicas in any order
+    host.to_json(tmp_path / "host.json")
+    assert HostModel.from_json(tmp_path / "host.json") == host
+    payload = json.loads((tmp_path / "host.json").read_text())
+    payload["plans"] = {"<2,1>x1 <1,1>x1": {"<2,1>": 1.3, "<1,1>": 1.1}}
+    (tmp_path / "host.json").write_text(json.dumps(payload))
+    assert HostModel.from_json(tmp_path / "host.json").plans == host.plans
+    with pytest.raises(CostModelError, match="positive"):
+        HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, plans={"<1,1>x1": {"<1,1>": 0.0}})
 
 
 def test_host_model_refuses_unmeasured_rank_counts_and_bad_tables(tmp_path):
