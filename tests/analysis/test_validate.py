@@ -279,7 +279,7 @@ def test_calibration_jobs_measure_the_given_plans_as_themselves():
 
 @pytest.mark.slow
 def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
-    """The rank side: each config of <2,1>x1 <1,1>x1 runs its block alone in turn and all ranks together."""
+    """The rank side: each config of <2,1>x1 <1,1>x1 runs its block alone in turn, then all ranks together."""
     from executor.calibrate import CalibrationJobs
 
     jobs = CalibrationJobs(
@@ -297,6 +297,8 @@ def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
         assert block["alone"] > 0 and mixed["slowdown"][config] == pytest.approx(
             block["together"] / block["alone"]
         )
+    # together, the <1,1> rank repeats its block for about as long as the TP pair's one block takes
+    assert mixed["block_s"]["<2,1>"]["copies"] == 1 and mixed["block_s"]["<1,1>"]["copies"] >= 2
     host = jobs.host()
     assert host.plans["<1,1>x1 <2,1>x1"] == mixed["slowdown"]
     assert host.slowdown == {"<1,1>": {1: 1.0}}  # a plan measured as itself fills no per-R table
