@@ -154,7 +154,9 @@ class Calibration:
         from executor.records import atomic_write
 
         if self.jobs is not None and self.jobs.rounds > 1:
-            self.profile = self.jobs.write(out).profile_path.resolve()
+            written = self.jobs.write(out)
+            # the host effects of the first round, with new-shape costs from every round's grid
+            self.profile, self.host = written.profile_path.resolve(), written.host
             for r in range(self.jobs.rounds):
                 profile = self.jobs.profile({r}).round(6)
                 atomic_write(

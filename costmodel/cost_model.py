@@ -99,6 +99,12 @@ class CostModel:
         """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
         return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
 
+    def new_shape_s(self, config: ParallelConfig) -> float:
+        """Extra seconds a stage of this config spends the first time it runs a micro-batch shape: none in the fitted
+        and analytical models (HostCostModel measures the executor's; the simulator tracks which shapes each replica
+        has run)."""
+        return 0.0
+
     def p2p_bytes(self, config: ParallelConfig, mb: MicroBatch) -> float:
         """Bytes each TP rank sends across one stage boundary for one micro-batch (its 1/tp share under sequence
         parallelism): activations forward, the same size of gradients backward."""

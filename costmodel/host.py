@@ -12,13 +12,18 @@ All three are measured with the executor's own code by `lobra calibrate --device
   suffers depends on what its neighbours do, not only on how many there are: a <1,1> rank beside a TP pair (which
   waits on gloo half the time) ran its block 1.10x slower, beside two independent ranks 1.44x (2026-11-29). A plan
   measured as itself uses its own row; any other plan the per-R tables.
+- new_shape_s[tp]: the extra seconds a micro-batch costs the first time a replica of that tp degree runs its shape
+  (sequences, padded length): the first pass of each calibration grid over its second and later. Tensor
+  parallelism pays it (DTensor works out its sharding per new shape; 43 ms in the median over 350 shapes first met
+  after step 2 in the <2,1>x1 runs of four validations, 2026-11-29), a tp=1 rank or pipeline stage does not (0.2 ms);
+  a run keeps meeting new shapes, 29% of a <2,1>x1 step's micro-batches after its 4 warm-up steps.
 - sync_s[R]: the executor's LoRA-gradient sync (executor/sync.py): every rank writes its gradient shards into the
   full flat fp32 buffer and one world all-reduce (gloo) sums it. R participants, not the replica count, and the full
   buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
 - optimizer_s[R]: the executor's AdamW step of every task's adapter: Python-bound at these sizes, not
   bandwidth-bound as CostModel.optimizer_s assumes.
 
-HostCostModel applies them to a plan of R ranks, and only when the caller asks for it (lobra validate):
+HostCostModel applies them to a plan of R ranks (the simulator adds new_shape_s where a replica meets a new shape), and only when the caller asks for it (lobra validate):
 CostModel.build never adds them, so planners and the simulator are unchanged.
 """
 
@@ -54,6 +59,7 @@ class HostModel:
     optimizer_s: dict[int, float]
     source: str = ""
     plans: dict[str, dict[str, float]] = field(default_factory=dict)  # plan -> "<tp,pp>" -> slowdown in it
+    new_shape_s: dict[int, float] = field(default_factory=dict)  # tp -> seconds; unmeasured degrees pay none
 
     def __post_init__(self) -> None:
         if not isinstance(self.cores, int) or self.cores < 1:
@@ -62,6 +68,8 @@ class HostModel:
             raise CostModelError(f"host model: slowdown needs a table for {INDEPENDENT} (independent ranks)")
         tables = {f"slowdown {c}": t for c, t in self.slowdown.items()}
         tables |= {"sync_s": self.sync_s, "optimizer_s": self.optimizer_s}
+        if self.new_shape_s:
+            tables["new_shape_s"] = self.new_shape_s
         for name, table in tables.items():
             if not table or any(not isinstance(r, int) or r < 1 for r in table):
                 raise CostModelError(f"host model: {name} needs positive integer rank counts, got {table!r}")
@@ -103,6 +111,7 @@ class HostModel:
             "sync_s": {str(r): v for r, v in sorted(self.sync_s.items())},
             "optimizer_s": {str(r): v for r, v in sorted(self.optimizer_s.items())},
             "plans": self.plans,
+            "new_shape_s": {str(tp): v for tp, v in sorted(self.new_shape_s.items())},
             "source": self.source,
             **(extra or {}),
         }
@@ -130,6 +139,7 @@ class HostModel:
                     str(parse_plan(p)): {str(parse_plan(c).replicas[0]): float(v) for c, v in t.items()}
                     for p, t in payload.get("plans", {}).items()
                 },
+                table(payload.get("new_shape_s", {})),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, CostModelError) as err:
             raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None
@@ -175,6 +185,10 @@ class HostCostModel(CostModel):
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
         return super().stage_s(config, mb) * self.compute_factor(config)
+
+    def new_shape_s(self, config: ParallelConfig) -> float:
+        # CPU work like the rest of the stage: it contends for the cores alike
+        return self.host.new_shape_s.get(config.tp, 0.0) * self.compute_factor(config)
 
     def dp_sync_s(self, config: ParallelConfig, num_replicas: int, spans_nodes: bool) -> float:
         # The executor all-reduces over every rank whatever the replica count: measured at this rank count.

@@ -205,6 +205,13 @@ class CalibrationJobs:
         for r in done:
             if target := r["job"]["target"]:
                 slowdown.setdefault(target, {})[r["host"]["ranks"]] = r["host"]["slowdown"][target]
+        # A shape's first run over its later ones, per grid job (the median over its points: the job's first
+        # points also warm up allocators), averaged over the jobs of each tp; never below zero.
+        new_shape: dict[int, list[float]] = {}
+        for r in self.results:
+            if r["grid"] and "first" in r["grid"][0]:
+                extra = [g["first"] - statistics.fmean(g["samples"]) for g in r["grid"]]
+                new_shape.setdefault(r["grid"][0]["tp"], []).append(statistics.median(extra) / 1e3)
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
         independent = {r["host"]["ranks"]: r["host"] for r in done if r["job"]["target"] == INDEPENDENT}
         return HostModel(
@@ -214,6 +221,7 @@ class CalibrationJobs:
             optimizer_s={n: h["optimizer_s"] for n, h in sorted(independent.items())},
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
             plans={r["job"]["plan"]: r["host"]["slowdown"] for r in done},
+            new_shape_s={tp: max(0.0, statistics.fmean(v)) for tp, v in sorted(new_shape.items())},
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
@@ -356,20 +364,21 @@ def _run(rt, mbs: list) -> float:
 
 
 def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
-    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring)."""
+    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring), and its
+    time the first time this process ran its shape (`first`, ms)."""
     import torch.distributed as dist
 
     batches = [_micro_batch(rt, s, b) for s, b in points]
     samples: list[list[float]] = [[] for _ in points]
-    for i in range(repeats + 1):  # the first round warms up allocators
+    first: list[float] = []
+    for i in range(repeats + 1):  # the first round meets every shape for the first time (kept apart as `first`)
         for mb, times in zip(batches, samples, strict=True):
             dist.barrier()  # TP ranks start together, as in a step
-            t = _run(rt, [mb])
-            if i:
-                times.append(t * 1e3)
+            t = _run(rt, [mb]) * 1e3
+            (times if i else first).append(t)
     return [
-        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t}
-        for (s, b), t in zip(points, samples, strict=True)
+        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t, "first": f}
+        for (s, b), t, f in zip(points, samples, first, strict=True)
     ]
 
 

@@ -51,6 +51,8 @@ class _State:
     deployment: Deployment | None = None
     pending_failures: list = field(default_factory=list)
     dirty: bool = False  # the cluster changed under the current plan
+    # micro-batch shapes (sequences, padded length) each replica of the deployment has run: CostModel.new_shape_s
+    seen: dict[tuple[str, int], set[tuple[int, int]]] = field(default_factory=dict)
 
 
 class Simulator:
@@ -158,6 +160,7 @@ class Simulator:
         previous = state.deployment
         state.deployment = self.deploy(active, state.cluster)
         state.dirty = False
+        state.seen.clear()  # a new deployment starts new processes
         changed = previous is not None and previous.label != state.deployment.label
         if changed or (previous is not None and reason == "failure"):
             rec.event(env.now, "reconfigure", f"{reason}: {previous.label} -> {state.deployment.label}")
@@ -189,6 +192,12 @@ class Simulator:
         def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
             cms = [mb.to_costmodel() for mb in mbs]
             stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
+            if extra := phase.cost.new_shape_s(config):
+                seen = state.seen.setdefault((str(phase.plan), r), set())
+                for i, mb in enumerate(mbs):
+                    if (len(mb.items), mb.seq_len) not in seen:
+                        seen.add((len(mb.items), mb.seq_len))
+                        stage_s[i] += extra
             sent = [phase.cost.p2p_s(config, mb, 1.0) - P2P_LATENCY_S for mb in cms]  # seconds at 1 GB/s
             crossings = [
                 [b / gbps + P2P_LATENCY_S for b in sent]
