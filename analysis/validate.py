@@ -28,8 +28,11 @@ more of them than the others. Over 12 real runs per plan (four validations, 2026
 time by step 0..5 was 1.65, 1.45, 1.30, 1.05, 0.96, 1.00 for <2,1>x1 but 0.98, 0.98, 0.93, 0.95, 0.93, 0.94 for
 <1,1>x1: a TP step is slow while it still meets micro-batch shapes it has not run before, and fast on shapes it
 has (the same step's data run again is at steady speed from its second run; DTensor caches its sharding decisions
-per shape, a likely cause). The simulator describes the steady state, so the default run is 10 steps and the first
-4 are warm-up.
+per shape, a likely cause). The default run is 10 steps and the first 4 are warm-up. New shapes do not stop there:
+29% of a <2,1>x1 step's micro-batches after step 4 had a shape new to the run, each ~43 ms slower than later runs
+of its shape, which left <2,1>x1 between +1% and -22% of its real steps (-11% on average over six validations).
+The host model now carries that cost (costmodel/host.py, new_shape_s) and the simulator charges it for each shape
+a replica meets first.
 """
 
 from __future__ import annotations

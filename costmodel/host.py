@@ -23,8 +23,9 @@ All three are measured with the executor's own code by `lobra calibrate --device
 - optimizer_s[R]: the executor's AdamW step of every task's adapter: Python-bound at these sizes, not
   bandwidth-bound as CostModel.optimizer_s assumes.
 
-HostCostModel applies them to a plan of R ranks (the simulator adds new_shape_s where a replica meets a new shape), and only when the caller asks for it (lobra validate):
-CostModel.build never adds them, so planners and the simulator are unchanged.
+HostCostModel applies them to a plan of R ranks (the simulator adds new_shape_s where a replica meets a new shape),
+and only when the caller asks for it (lobra validate): CostModel.build never adds them, so planners and the
+simulator are unchanged.
 """
 
 from __future__ import annotations

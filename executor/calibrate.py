@@ -27,6 +27,11 @@ steps. Each job is one torchrun launch of this module with gloo and OMP_NUM_THRE
 - `<1,1>xR`, R = 2..max_ranks: the host effects of R ranks; `<2,1>` and `<1,2>` beside R - 2 such ranks;
 - any plan given (a validation's): the slowdown of each of its configs with the plan's own neighbours.
 
+A grid job first runs every shape twice back to back, kept out of the profile: the first run is the shape's first
+in the process, and its excess over the second is the new-shape cost of that tp degree (costmodel/host.py,
+new_shape_s). Measured against the later passes instead, it came out 57 and 90 ms in two validations where the real
+runs gave 43 ms: those passes are minutes away, and the machine drifts more than that in between.
+
 Times are means over repeats: a step's time is a sum of many micro-batches' times, and the expectation of a sum is
 the sum of the means. On this shared machine the samples are right-skewed (tensor parallelism over gloo most: its
 median is up to twice its minimum), so medians would underpredict every step; the minimum, also written, describes
@@ -205,12 +210,13 @@ class CalibrationJobs:
         for r in done:
             if target := r["job"]["target"]:
                 slowdown.setdefault(target, {})[r["host"]["ranks"]] = r["host"]["slowdown"][target]
-        # A shape's first run over its later ones, per grid job (the median over its points: the job's first
-        # points also warm up allocators), averaged over the jobs of each tp; never below zero.
+        # A shape's first run over its second, back to back: the later samples come from other minutes, and this VM
+        # drifts more than the cost between them (the median over a job's points: its first points also warm up
+        # allocators), averaged over the jobs of each tp; never below zero.
         new_shape: dict[int, list[float]] = {}
         for r in self.results:
             if r["grid"] and "first" in r["grid"][0]:
-                extra = [g["first"] - statistics.fmean(g["samples"]) for g in r["grid"]]
+                extra = [g["first"] - g["second"] for g in r["grid"]]
                 new_shape.setdefault(r["grid"][0]["tp"], []).append(statistics.median(extra) / 1e3)
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
         independent = {r["host"]["ranks"]: r["host"] for r in done if r["job"]["target"] == INDEPENDENT}
@@ -364,21 +370,23 @@ def _run(rt, mbs: list) -> float:
 
 
 def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
-    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring), and its
-    time the first time this process ran its shape (`first`, ms)."""
+    """Each point's `repeats` samples (ms), taken in rounds over the whole grid (see the module docstring), and, from
+    a pass before them, its first run in this process and the run straight after it (`first`, `second`, ms)."""
     import torch.distributed as dist
 
     batches = [_micro_batch(rt, s, b) for s, b in points]
     samples: list[list[float]] = [[] for _ in points]
-    first: list[float] = []
-    for i in range(repeats + 1):  # the first round meets every shape for the first time (kept apart as `first`)
+    first: list[tuple[float, float]] = []
+    for i in range(repeats + 1):
         for mb, times in zip(batches, samples, strict=True):
             dist.barrier()  # TP ranks start together, as in a step
-            t = _run(rt, [mb]) * 1e3
-            (times if i else first).append(t)
+            if i:
+                times.append(_run(rt, [mb]) * 1e3)
+            else:  # the shape's first run in this process, and straight after it its second (same phase of the VM)
+                first.append((_run(rt, [mb]) * 1e3, _run(rt, [mb]) * 1e3))
     return [
-        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t, "first": f}
-        for (s, b), t, f in zip(points, samples, first, strict=True)
+        {"tp": rt.place.config.tp, "seq_len": s, "mbs": b, "samples": t, "first": f, "second": g}
+        for (s, b), t, (f, g) in zip(points, samples, first, strict=True)
     ]
 
 

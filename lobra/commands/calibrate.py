@@ -92,5 +92,10 @@ def _calibrate_executor(args) -> int:
     for plan, slow in host.plans.items():
         if len(slow) > 1:  # mixed plans: each config with its own neighbours
             print(f"  {plan}: compute " + ", ".join(f"{c} x{v:.2f}" for c, v in slow.items()))
+    if host.new_shape_s:
+        print(
+            "  a micro-batch shape's first run: "
+            + ", ".join(f"tp={tp} +{1e3 * v:.1f} ms" for tp, v in host.new_shape_s.items())
+        )
     print(f"wrote {result.profile_path}, {result.fit_path} and {result.host_path}")
     return 0

@@ -176,6 +176,7 @@ def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
     )
     host = HostModel.from_json(calibrated / "calibration" / "tiny_cpu_host.json")
     assert host.slowdown == {"<1,1>": {1: 1.0}} and host.sync_s[1] > 0 and host.optimizer_s[1] > 0
+    assert set(host.new_shape_s) == {1} and host.new_shape_s[1] >= 0  # from the grid's first pass
     cost = CostModel.build("tiny", "cpu", profile=calibrated / "calibration" / "tiny_cpu_layer_time.csv")
     assert cost.fit is not None and cost.fit.tps == [1]
 
@@ -322,7 +323,19 @@ def test_calibration_jobs_derive_host_effects(tmp_path):
     def job(plan, grid, target):
         return {"plan": plan, "grid": grid, "host": True, "target": target}
 
-    grid = [{"tp": 1, "seq_len": s, "mbs": b, "samples": [2.0 * s * b, 3.0 * s * b]} for s, b in jobs.points]
+    # each shape's first run 40 ms over its second (a new-shape cost), the first point's also warming up
+    grid = [
+        {
+            "tp": 1,
+            "seq_len": s,
+            "mbs": b,
+            "samples": [2.0 * s * b, 3.0 * s * b],
+            "first": s * b + 40.0,
+            "second": s * b,
+        }
+        for s, b in jobs.points
+    ]
+    grid[0]["first"] += 500.0
     jobs.results = [
         {
             "job": job("<1,1>x1", True, "<1,1>"),
@@ -359,6 +372,7 @@ def test_calibration_jobs_derive_host_effects(tmp_path):
         "<1,1>": 1.1
     }
     assert model.sync_s == {1: 0.001, 2: 0.002}
+    assert model.new_shape_s == {1: pytest.approx(0.04)}  # the median over points: the warm-up is left out
 
 
 def test_a_failed_calibration_job_names_the_ranks_error_and_keeps_its_log(tmp_path):

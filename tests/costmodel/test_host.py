@@ -93,3 +93,20 @@ def test_shipped_tiny_cpu_host_model_covers_the_validation_plans():
     assert host is not None and host.ranks == [1, 2, 3, 4]
     for plan in ("<1,1>x1", "<1,1>x2", "<2,1>x1", "<1,2>x1", "<2,1>x1 <1,1>x1", "<2,1>x1 <1,1>x2"):
         host.check_plan(parse_plan(plan).replicas, parse_plan(plan).num_gpus)
+
+
+def test_only_measured_tp_degrees_pay_for_new_shapes_and_contention_scales_it():
+    host = HostModel(
+        cores=2,
+        slowdown={"<1,1>": {3: 2.0}, "<2,1>": {3: 1.5}},
+        sync_s={3: 0.0},
+        optimizer_s={3: 0.0},
+        new_shape_s={2: 0.04},
+    )
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    cost = HostCostModel.for_plan(base, host, parse_plan("<2,1>x1 <1,1>x1"))
+    assert base.new_shape_s(ParallelConfig(2, 1)) == 0.0  # the fitted model knows no new-shape cost
+    assert cost.new_shape_s(ParallelConfig(2, 1)) == pytest.approx(0.04 * 1.5)
+    assert cost.new_shape_s(ParallelConfig(1, 1)) == 0.0
+    with pytest.raises(CostModelError, match="new_shape_s values must be numbers >= 0"):
+        HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, new_shape_s={2: -0.01})

@@ -152,3 +152,31 @@ def test_task_sequential_runs_the_tasks_one_after_another():
     # two phases, one per task, each on its own plan over the cluster
     assert reps["tokens"].sum() == seq.steps.loc[0, "tokens"]
     assert seq.steps.loc[0, "gpu_seconds"] == pytest.approx(seq.steps.loc[0, "step_time_s"] * 16)
+
+
+def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
+    """With every sequence of one length, every step runs the same micro-batches: only the first step meets new
+    shapes, and only the tensor-parallel replica (the one with a new-shape cost) pays for them."""
+    from costmodel import LayerTimeFit
+    from costmodel.host import HostCostModel, HostModel
+    from sim.whatif import fixed_workload
+
+    fit = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
+    base = CostModel.build("tiny", "cpu", fit=fit)
+    workload = fixed_workload("fixed:256", 16, steps=4)
+    for plan_text, pays in (("<2,1>x1", True), ("<1,1>x2", False)):
+        plan = parse_plan(plan_text)
+        slowdown = {"<1,1>": {2: 1.0}, "<2,1>": {2: 1.0}}
+        times = {}
+        for extra in (0.0, 0.5):
+            host = HostModel(2, slowdown, {2: 0.0}, {2: 0.0}, new_shape_s={2: extra} if extra else {})
+            cost = HostCostModel.for_plan(base, host, plan)
+            policy = Policy("p", "balanced", plan=plan)
+            result = Simulator(workload, cost, 2, policy, SimConfig(steps=4, replan=False)).run()
+            times[extra] = result.steps["step_time_s"].to_numpy()
+        added = (times[0.5] - times[0.0]) / 0.5
+        if pays:
+            assert added[0] >= 1 and added[0] == pytest.approx(round(added[0]))  # whole shapes, at least one
+        else:
+            assert added[0] == pytest.approx(0.0)
+        assert added[1:] == pytest.approx(np.zeros(3))
