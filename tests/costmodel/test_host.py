@@ -93,6 +93,9 @@ def test_shipped_tiny_cpu_host_model_covers_the_validation_plans():
     assert host is not None and host.ranks == [1, 2, 3, 4]
     for plan in ("<1,1>x1", "<1,1>x2", "<2,1>x1", "<1,2>x1", "<2,1>x1 <1,1>x1", "<2,1>x1 <1,1>x2"):
         host.check_plan(parse_plan(plan).replicas, parse_plan(plan).num_gpus)
+    # the mixed validation plan has its own row, and tensor parallelism pays for new shapes
+    assert set(host.plans["<1,1>x1 <2,1>x1"]) == {"<1,1>", "<2,1>"}
+    assert host.new_shape_s[2] > host.new_shape_s[1] >= 0
 
 
 def test_only_measured_tp_degrees_pay_for_new_shapes_and_contention_scales_it():
