@@ -61,7 +61,7 @@ from costmodel import LayerTimeFit, fit_profile, parse_plan
 from costmodel.host import INDEPENDENT, HostModel
 from costmodel.specs import load_model_spec
 from executor.errors import ExecutorError
-from executor.launch import free_port
+from executor.launch import exit_now, free_port
 from executor.records import atomic_write
 
 DEFAULT_SEQ_LENS = (32, 64, 128, 256, 384, 512, 768, 1024)
@@ -342,9 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             result = {"grid": grid, "host": host, "load_avg_1m": round(load, 2)}
             atomic_write(Path(args.result), lambda p: p.write_text(json.dumps(result)))
-    finally:
+        dist.barrier()
+    except BaseException:
         dist.destroy_process_group()
-    return 0
+        raise
+    return 0  # the process groups go with the process (executor.launch.exit_now)
 
 
 def _micro_batch(rt, seq_len: int, mbs: int):
@@ -478,4 +480,4 @@ def _placement(rt, rank: int):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
