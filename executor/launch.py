@@ -101,7 +101,7 @@ def run_rank(cfg: ExecutorConfig) -> int:
 
 
 def exit_now(code: int) -> None:
-    """End a finished rank without C++ teardown. Twice on 2026-11-29 (about 1 run in 60, both times a rank of
+    """End a finished rank without C++ teardown. Twice on 2026-11-29 (in about 100 runs, both times a rank of
     <1,1>x1 <2,1>x1) a rank aborted at exit with "terminate called without an active exception" (SIGABRT: a
     joinable thread destroyed) after every step, record and adapter was written, failing the run; a barrier before
     destroy_process_group did not prevent it. Everything the rank writes is closed by then, so skip the
