@@ -406,10 +406,15 @@ def _time_host(rt, repeats: int, world: int) -> dict:
     import torch
     import torch.distributed as dist
 
+    from executor.groups import placements
+
     replicas = rt.run.plan.replicas
-    firsts = {str(c): r for r, c in reversed(list(enumerate(replicas)))}  # config -> its first replica
+    firsts: dict[str, int] = {}  # config -> its first replica
+    for r, c in enumerate(replicas):
+        firsts.setdefault(str(c), r)
     configs = sorted(firsts)
-    leaders = {c: next(p for p in range(world) if _placement(rt, p).replica == firsts[c]) for c in configs}
+    places = placements(rt.run.plan)  # rank -> placement; a replica's leader is its first rank
+    leaders = {c: next(p for p, place in enumerate(places) if place.replica == firsts[c]) for c in configs}
     block = [_micro_batch(rt, s, b) for s, b in REFERENCE_BLOCK]
     _run(rt, block)  # warm-up (and gradients for every task's adapter)
 
@@ -471,12 +476,6 @@ def _gather(values: list[float], world: int) -> list[list[float]]:
     gathered = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(gathered, mine)
     return [t.tolist() for t in gathered]
-
-
-def _placement(rt, rank: int):
-    from executor.groups import placements
-
-    return placements(rt.run.plan)[rank]
 
 
 if __name__ == "__main__":

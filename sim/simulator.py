@@ -195,8 +195,8 @@ class Simulator:
             if extra := phase.cost.new_shape_s(config):
                 seen = state.seen.setdefault((str(phase.plan), r), set())
                 for i, mb in enumerate(mbs):
-                    if (len(mb.items), mb.seq_len) not in seen:
-                        seen.add((len(mb.items), mb.seq_len))
+                    if (shape := (len(mb.items), mb.seq_len)) not in seen:
+                        seen.add(shape)
                         stage_s[i] += extra
             sent = [phase.cost.p2p_s(config, mb, 1.0) - P2P_LATENCY_S for mb in cms]  # seconds at 1 GB/s
             crossings = [
