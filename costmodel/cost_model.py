@@ -99,6 +99,12 @@ class CostModel:
         """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
         return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
 
+    def stage_weights(self, config: ParallelConfig) -> tuple[float, ...]:
+        """Each pipeline stage's compute per micro-batch over stage_s (the even share of the whole model): 1 each here,
+        as the per-layer profiles describe decoder layers only. HostCostModel gives the executor's measured ones
+        (its last stage also runs the LM head and the loss, and every stage pays its own per-micro-batch overheads)."""
+        return (1.0,) * config.pp
+
     def new_shape_s(self, config: ParallelConfig) -> float:
         """Extra seconds a stage of this config spends the first time it runs a micro-batch shape: none in the fitted
         and analytical models (HostCostModel measures the executor's; the simulator tracks which shapes each replica
@@ -143,12 +149,14 @@ class CostModel:
         """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
         stages = [self.stage_s(config, mb) for mb in micro_batches]
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
+        weights = self.stage_weights(config)
         # The exact 1F1B schedule, once without transfers (the bubble) and once with them (their cost).
-        without_comm = pipeline_makespan(stages, [0.0] * len(stages), config.pp)
-        with_comm = pipeline_makespan(stages, p2p, config.pp)
+        without_comm = pipeline_makespan(stages, [0.0] * len(stages), config.pp, weights)
+        with_comm = pipeline_makespan(stages, p2p, config.pp, weights)
+        compute = sum(stages) * max(weights)  # the slowest stage's: the others wait for it
         return ReplicaTime(
-            compute_s=sum(stages),
-            pp_bubble_s=without_comm - sum(stages),
+            compute_s=compute,
+            pp_bubble_s=without_comm - compute,
             pp_comm_s=with_comm - without_comm,
             dp_sync_s=self.dp_sync_s(config, num_replicas, spans_nodes),
             optimizer_s=self.optimizer_s(config) if micro_batches or num_replicas > 1 else 0.0,

@@ -17,6 +17,12 @@ All three are measured with the executor's own code by `lobra calibrate --device
   parallelism pays it (DTensor works out its sharding per new shape; 43 ms in the median over 350 shapes first met
   after step 2 in the <2,1>x1 runs of four validations, 2026-11-29), a tp=1 rank or pipeline stage does not (0.2 ms);
   a run keeps meeting new shapes, 29% of a <2,1>x1 step's micro-batches after its 4 warm-up steps.
+- stage_weights[config]: each pipeline stage's compute per micro-batch over the even share of the whole model
+  (1/pp of a <tp,1> replica's compute on the same block, both alone in one job). The profile describes whole
+  micro-batches, but a stage runs more than its share: the last stage also runs the final norm, the LM head and the
+  loss, and every stage pays its own per-micro-batch overheads (the rotary tables, the Python of a forward, the
+  hand-offs' sends). <1,2> measured [1.00-1.08, 1.14-1.27] on a step-like block in three jobs (2026-11-29); the even
+  share had put every <1,2>x1 validation under its real steps, by 4.5-17.8%.
 - sync_s[R]: the executor's LoRA-gradient sync (executor/sync.py): every rank writes its gradient shards into the
   full flat fp32 buffer and one world all-reduce (gloo) sums it. R participants, not the replica count, and the full
   buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
@@ -61,6 +67,7 @@ class HostModel:
     source: str = ""
     plans: dict[str, dict[str, float]] = field(default_factory=dict)  # plan -> "<tp,pp>" -> slowdown in it
     new_shape_s: dict[int, float] = field(default_factory=dict)  # tp -> seconds; unmeasured degrees pay none
+    stage_weights: dict[str, tuple[float, ...]] = field(default_factory=dict)  # "<tp,pp>" -> one per stage
 
     def __post_init__(self) -> None:
         if not isinstance(self.cores, int) or self.cores < 1:
@@ -81,6 +88,12 @@ class HostModel:
         factors = [v for t in (*self.slowdown.values(), *self.plans.values()) for v in t.values()]
         if any(not isinstance(v, int | float) or v <= 0 for v in factors):
             raise CostModelError(f"host model: slowdown factors must be positive numbers, got {factors!r}")
+        for config, weights in self.stage_weights.items():
+            pp = parse_plan(config).replicas[0].pp
+            if len(weights) != pp or any(not isinstance(w, int | float) or w <= 0 for w in weights):
+                raise CostModelError(
+                    f"host model: stage_weights of {config} needs {pp} positive numbers, got {weights!r}"
+                )
 
     @property
     def ranks(self) -> list[int]:
@@ -113,6 +126,7 @@ class HostModel:
             "optimizer_s": {str(r): v for r, v in sorted(self.optimizer_s.items())},
             "plans": self.plans,
             "new_shape_s": {str(tp): v for tp, v in sorted(self.new_shape_s.items())},
+            "stage_weights": {c: list(w) for c, w in self.stage_weights.items()},
             "source": self.source,
             **(extra or {}),
         }
@@ -141,6 +155,10 @@ class HostModel:
                     for p, t in payload.get("plans", {}).items()
                 },
                 table(payload.get("new_shape_s", {})),
+                {
+                    str(parse_plan(c).replicas[0]): tuple(float(w) for w in ws)
+                    for c, ws in payload.get("stage_weights", {}).items()
+                },
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, CostModelError) as err:
             raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None
@@ -186,6 +204,9 @@ class HostCostModel(CostModel):
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
         return super().stage_s(config, mb) * self.compute_factor(config)
+
+    def stage_weights(self, config: ParallelConfig) -> tuple[float, ...]:
+        return self.host.stage_weights.get(str(config), super().stage_weights(config))
 
     def new_shape_s(self, config: ParallelConfig) -> float:
         # CPU work like the rest of the stage: it contends for the cores alike

@@ -32,16 +32,27 @@ def schedule(pp: int, num_mb: int) -> list[list[tuple[str, int]]]:
     return out
 
 
-def pipeline_makespan(stage_s: Sequence[float], p2p_s: Sequence[float], pp: int) -> float:
+def pipeline_makespan(
+    stage_s: Sequence[float], p2p_s: Sequence[float], pp: int, weights: Sequence[float] | None = None
+) -> float:
     """Finish time of the last op for micro-batches taking stage_s[m] per stage (forward+backward) and p2p_s[m] per
-    boundary crossing, on pp stages."""
+    boundary crossing, on pp stages; stage k takes weights[k] times stage_s (CostModel.stage_weights; 1 each by
+    default)."""
     if not stage_s:
         return 0.0
+    weights = weights or (1.0,) * pp
     if pp == 1:
-        return float(sum(stage_s))
-    fwd = [[s * FORWARD_SHARE for s in stage_s]] * pp
-    bwd = [[s * (1 - FORWARD_SHARE) for s in stage_s]] * pp
+        return float(sum(stage_s)) * weights[0]
+    fwd, bwd = split_stages(stage_s, weights)
     return pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1), record=False)
+
+
+def split_stages(stage_s: Sequence[float], weights: Sequence[float]) -> tuple[list[list[float]], list[list[float]]]:
+    """Per-stage forward and backward durations, [stage][micro-batch], of micro-batches taking stage_s[m] on a stage
+    of weight 1."""
+    fwd = [[s * w * FORWARD_SHARE for s in stage_s] for w in weights]
+    bwd = [[s * w * (1 - FORWARD_SHARE) for s in stage_s] for w in weights]
+    return fwd, bwd
 
 
 @functools.lru_cache(maxsize=256)

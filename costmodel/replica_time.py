@@ -59,7 +59,7 @@ class MicroBatch:
 class ReplicaTime:
     """Seconds one replica spends on one step, by cause."""
 
-    compute_s: float  # forward+backward of every micro-batch through one stage's layers, summed
+    compute_s: float  # forward+backward of every micro-batch through the slowest stage, summed
     pp_bubble_s: float  # 1F1B fill and drain (the schedule's idle time without transfers)
     pp_comm_s: float  # what stage-boundary transfers add to the schedule
     dp_sync_s: float  # all-reduce of LoRA gradients across replicas

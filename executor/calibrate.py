@@ -7,10 +7,13 @@ runs whole micro-batches through executor.pipeline.run_replica, and each is writ
 time / num_layers) in the profile schema tp,seq_len,mbs,time: the fitted cost model then gives back the whole
 micro-batch (stage time = layer time x layers / pp) and the rest of the cost model is unchanged.
 
-A pipelined replica therefore gets an even share of the whole micro-batch per stage, which misses that its last stage
-also runs the LM head and the loss, that every stage pays its own per-micro-batch overheads and that stages hand
-activations over gloo. Three corrections were measured on 2026-11-29 and dropped, because they were further off the
-real <1,2>x1 steps than the even share on average: a factor, the replica alone on a step-like block over the profile's
+A pipelined replica's stages would therefore each get an even share of the whole micro-batch, which misses that its
+last stage also runs the LM head and the loss and that every stage pays its own per-micro-batch overheads. The host
+jobs measure that as a ratio (costmodel/host.py, stage_weights): in a job that holds both a pipeline and a replica of
+the same tp without one, each runs the reference block alone in turn, and each stage's compute (its forwards and
+backwards, not its waits) is divided by the even share of the other's. Three absolute corrections were measured
+earlier on 2026-11-29 and dropped, because they were further off the real <1,2>x1 steps than the even share on
+average: a factor, the replica alone on a step-like block over the profile's
 prediction (1.09 to 2.20 from one grid round to the next; the plan's error swung from -13% to +66% with it); a <1,2>
 grid of single micro-batches, each stage's own compute (+21 to +27%); and a <1,2> grid of blocks of 4 copies of each
 shape in 1F1B, per stage slot (+15.0, +15.3 and +19.3% in three validations, where the even share of the same
@@ -218,6 +221,11 @@ class CalibrationJobs:
             if r["grid"] and "first" in r["grid"][0]:
                 extra = [g["first"] - g["second"] for g in r["grid"]]
                 new_shape.setdefault(r["grid"][0]["tp"], []).append(statistics.median(extra) / 1e3)
+        # A pipeline's stage weights from every job that also ran its whole-model reference, averaged per stage.
+        weights: dict[str, list[list[float]]] = {}
+        for r in done:
+            for c, w in r["host"].get("stage_weights", {}).items():
+                weights.setdefault(c, []).append(w)
         # The sync and the optimizer are measured in every job; those of independent ranks stand for each count.
         independent = {r["host"]["ranks"]: r["host"] for r in done if r["job"]["target"] == INDEPENDENT}
         return HostModel(
@@ -228,6 +236,7 @@ class CalibrationJobs:
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
             plans={r["job"]["plan"]: r["host"]["slowdown"] for r in done},
             new_shape_s={tp: max(0.0, statistics.fmean(v)) for tp, v in sorted(new_shape.items())},
+            stage_weights={c: tuple(map(statistics.fmean, zip(*ws, strict=True))) for c, ws in weights.items()},
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
@@ -364,11 +373,16 @@ def _micro_batch(rt, seq_len: int, mbs: int):
     return build_micro_batch(plan, items, keys, rt.source, rt.tasks, targets, rt.device, dtype)
 
 
-def _run(rt, mbs: list) -> float:
-    """Forward+backward of these micro-batches on this rank's replica, by the executor's own loop: busy seconds."""
+def _replica(rt, mbs: list):
+    """Forward+backward of these micro-batches on this rank's replica, by the executor's own loop."""
     from executor.pipeline import run_replica
 
-    return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device).busy_s
+    return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device)
+
+
+def _run(rt, mbs: list) -> float:
+    """Busy seconds of _replica."""
+    return _replica(rt, mbs).busy_s
 
 
 def _time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[dict]:
@@ -419,13 +433,17 @@ def _time_host(rt, repeats: int, world: int) -> dict:
     _run(rt, block)  # warm-up (and gradients for every task's adapter)
 
     def alone_pass() -> list[float]:
-        """Each config's first replica runs the block while the others wait: its seconds on this rank, else 0."""
-        times = []
+        """Each config's first replica runs the block while the others wait: its busy seconds on this rank, then its
+        compute seconds (this rank's forwards and backwards, without the pipeline's waits), else 0s."""
+        busy, compute = [], []
         for c in configs:
             dist.barrier()
-            times.append(_run(rt, block) if rt.place.replica == firsts[c] else 0.0)
-        return times
+            result = _replica(rt, block) if rt.place.replica == firsts[c] else None
+            busy.append(result.busy_s if result else 0.0)
+            compute.append(sum(result.micro_batch_s) if result else 0.0)
+        return busy + compute
 
+    n = len(configs)
     probe = _gather(alone_pass(), world)
     first = {c: probe[leaders[c]][i] for i, c in enumerate(configs)}
     copies = {c: max(1, round(max(first.values()) / t)) for c, t in first.items()}
@@ -445,6 +463,17 @@ def _time_host(rt, repeats: int, world: int) -> dict:
         block_s[c] = {"alone": alone_s, "together": together_s, "copies": copies[c]}
         # A replica that is the whole job runs alone both times: its slowdown is 1 by definition, not noise.
         slowdown[c] = 1.0 if world == replicas[firsts[c]].num_gpus else together_s / alone_s
+    # A pipeline's stages against the even share of the same tp's whole model, both alone in this job.
+    stage_weights = {}
+    for i, c in enumerate(configs):
+        config, whole = parse_plan(c).replicas[0], f"<{parse_plan(c).replicas[0].tp},1>"
+        if config.pp > 1 and whole in firsts:
+            share = means[leaders[whole]][n + configs.index(whole)] / config.pp
+            stage_ranks = [
+                next(r for r, p in enumerate(places) if p.replica == firsts[c] and p.stage == k and p.tp_rank == 0)
+                for k in range(config.pp)
+            ]
+            stage_weights[c] = [means[r][n + i] / share for r in stage_ranks]
     sync, opt = [], []
     extras = torch.zeros(len(rt.tasks) + world + 16, dtype=torch.float64)
     for i in range(repeats + 1):  # the first AdamW step creates its state
@@ -464,6 +493,7 @@ def _time_host(rt, repeats: int, world: int) -> dict:
         "sync_s": statistics.fmean(sync),
         "optimizer_s": statistics.fmean(opt),
         "block_s": block_s,
+        "stage_weights": stage_weights,
     }
 
 

@@ -97,6 +97,7 @@ def train(rt: Runtime) -> None:
                 result.dispatch,
                 result.replica_busy_s,
                 result.micro_batch_s,
+                result.last_stage_s,
                 result.step_time_s,
                 result.losses,
                 result.targets,

@@ -2,7 +2,8 @@
 
 - replicas.csv, per replica per step: step, replica, config, busy_s, idle_s, tokens, padded_tokens, micro_batches
 - steps.csv, per step: step, step_time_s, num_sequences, tokens
-- micro_batches.csv, per micro-batch: step, replica, micro_batch, seq_len, num_seqs, tokens, time_s
+- micro_batches.csv, per micro-batch: step, replica, micro_batch, seq_len, num_seqs, tokens, time_s, and (executor
+  only) last_stage_s: time_s is the first stage's compute, last_stage_s the last stage's (the same stage when pp = 1)
 - losses.csv (executor only), per task per step: step, task, loss, targets
 
 tokens are real tokens, padded_tokens what the replica processed. idle_s is the step time minus the replica's
@@ -21,7 +22,7 @@ import pandas as pd
 COLUMNS = {
     "replicas": ("step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"),
     "steps": ("step", "step_time_s", "num_sequences", "tokens"),
-    "micro_batches": ("step", "replica", "micro_batch", "seq_len", "num_seqs", "tokens", "time_s"),
+    "micro_batches": ("step", "replica", "micro_batch", "seq_len", "num_seqs", "tokens", "time_s", "last_stage_s"),
     "losses": ("step", "task", "loss", "targets"),
 }
 
@@ -33,9 +34,10 @@ class Records:
             self.rows[name] = list(rows)
 
     def add_step(
-        self, step: int, dispatch, replica_busy_s, micro_batch_s, step_time_s, losses, targets
+        self, step: int, dispatch, replica_busy_s, micro_batch_s, last_stage_s, step_time_s, losses, targets
     ) -> None:
-        """dispatch: the step's DispatchPlan; replica_busy_s[r], micro_batch_s[r][i] as measured by the leaders."""
+        """dispatch: the step's DispatchPlan; replica_busy_s[r], micro_batch_s[r][i] as measured by the leaders,
+        last_stage_s[r][i] by the last stages."""
         total_tokens = total_seqs = 0
         for r, (config, mbs) in enumerate(zip(dispatch.plan.replicas, dispatch.micro_batches, strict=True)):
             tokens = sum(mb.real_tokens for mb in mbs)
@@ -64,6 +66,7 @@ class Records:
                         "num_seqs": len(mb.items),
                         "tokens": mb.real_tokens,
                         "time_s": micro_batch_s[r][i],
+                        "last_stage_s": last_stage_s[r][i],
                     }
                 )
         self.rows["steps"].append(

@@ -50,7 +50,8 @@ class StepResult:
     dispatch: DispatchPlan
     targets: dict[str, int]
     replica_busy_s: list[float]
-    micro_batch_s: list[list[float]]
+    micro_batch_s: list[list[float]]  # the replica leader's (first stage's) compute per micro-batch
+    last_stage_s: list[list[float]]  # the last stage's (the first stage's when pp = 1)
     losses: dict[str, float]  # each task's normalised loss (mean per target over its global batch)
     step_time_s: float
     grads: torch.Tensor  # full summed LoRA gradients (FlatLayout)
@@ -90,16 +91,20 @@ def train_step(
     start = time.perf_counter()
     result = run_replica(rt.stage, rt.batch, mbs, place, len(rt.tasks), rt.device, on_forward)
 
-    # Extras ride on the gradient all-reduce: task losses from last stages, timings from replica leaders.
+    # Extras ride on the gradient all-reduce: task losses and the last stage's timings from last stages (TP rank 0),
+    # busy and first-stage timings from replica leaders.
     num_tasks, counts = len(rt.tasks), [len(m) for m in dispatch.micro_batches]
     offsets = [num_tasks + len(counts) + sum(counts[:r]) for r in range(len(counts))]
-    extras = torch.zeros(num_tasks + len(counts) + sum(counts), dtype=torch.float64)
+    last = sum(counts)  # the last stages' timings follow the leaders'
+    extras = torch.zeros(num_tasks + len(counts) + 2 * sum(counts), dtype=torch.float64)
+    mine = torch.tensor(result.micro_batch_s, dtype=torch.float64)
+    o = offsets[place.replica]
     if place.last_stage and place.tp_rank == 0:
         extras[:num_tasks] = result.task_loss.cpu()
+        extras[last + o : last + o + len(mbs)] = mine
     if place.is_leader:
         extras[num_tasks + place.replica] = result.busy_s
-        o = offsets[place.replica]
-        extras[o : o + len(mbs)] = torch.tensor(result.micro_batch_s, dtype=torch.float64)
+        extras[o : o + len(mbs)] = mine
     grads, summed = rt.lora.reduce_grads(extras.to(rt.device))
     summed = summed.double().cpu()
     for task, opt in rt.optimizers.items():
@@ -113,6 +118,7 @@ def train_step(
         targets=targets,
         replica_busy_s=summed[num_tasks : num_tasks + len(counts)].tolist(),
         micro_batch_s=[summed[o : o + c].tolist() for o, c in zip(offsets, counts, strict=True)],
+        last_stage_s=[summed[last + o : last + o + c].tolist() for o, c in zip(offsets, counts, strict=True)],
         losses={t: float(summed[k]) for k, t in enumerate(rt.tasks) if targets.get(t, 0) > 0},
         step_time_s=step_time_s,
         grads=grads,

@@ -214,6 +214,7 @@ class Simulator:
                 self._slowdown(slow),
                 log,
                 events=self.config.pipeline == "events",
+                weights=phase.cost.stage_weights(config),
             )
             finish[r] = env.now
 

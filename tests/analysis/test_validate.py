@@ -289,10 +289,15 @@ def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
         max_ranks=1,
         tps=(1,),
         host_configs=("<1,1>",),
-        plans=("<2,1>x1 <1,1>x1",),
+        plans=("<2,1>x1 <1,1>x1", "<1,2>x1 <1,1>x1"),
     )
     jobs.run(1, host=True, host_repeats=2, progress=False)
     mixed = next(r["host"] for r in jobs.results if r["job"]["plan"] == "<1,1>x1 <2,1>x1")
+    piped = next(r["host"] for r in jobs.results if r["job"]["plan"] == "<1,1>x1 <1,2>x1")
+    # each stage of the pipeline against half the <1,1> rank's compute, both alone: two stages, each some real
+    # share of the whole model; no pipeline, no weights
+    assert mixed["stage_weights"] == {} and len(piped["stage_weights"]["<1,2>"]) == 2
+    assert all(0.3 < w < 3.0 for w in piped["stage_weights"]["<1,2>"])
     assert mixed["ranks"] == 3 and set(mixed["slowdown"]) == set(mixed["block_s"]) == {"<1,1>", "<2,1>"}
     for config, block in mixed["block_s"].items():
         assert block["alone"] > 0 and mixed["slowdown"][config] == pytest.approx(
@@ -302,6 +307,7 @@ def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
     assert mixed["block_s"]["<2,1>"]["copies"] == 1 and mixed["block_s"]["<1,1>"]["copies"] >= 2
     host = jobs.host()
     assert host.plans["<1,1>x1 <2,1>x1"] == mixed["slowdown"]
+    assert host.stage_weights == {"<1,2>": tuple(piped["stage_weights"]["<1,2>"])}
     assert host.slowdown == {"<1,1>": {1: 1.0}}  # a plan measured as itself fills no per-R table
 
 
@@ -363,11 +369,22 @@ def test_calibration_jobs_derive_host_effects(tmp_path):
             "host": host(3, {"<1,1>": 1.2, "<1,2>": 1.3}, 0.3),
         },
     ]
+    # two jobs ran a <1,2> beside a <1,1>: their stage weights are averaged stage by stage
+    jobs.results[3]["host"]["stage_weights"] = {"<1,2>": [1.0, 1.2]}
+    jobs.results.append(
+        {
+            "job": job("<1,1>x2 <1,2>x1", False, "<1,2>"),
+            "repeats": 2,
+            "grid": [],
+            "host": host(4, {"<1,1>": 1.3, "<1,2>": 1.4}, 0.3) | {"stage_weights": {"<1,2>": [1.1, 1.6]}},
+        }
+    )
     profile = jobs.profile()
     row = profile[(profile["seq_len"] == 48) & (profile["mbs"] == 2)].iloc[0]
     assert row["time"] == pytest.approx(2.5 * 96 / 2) and row["time_min"] == pytest.approx(2.0 * 96 / 2)
     model = jobs.host()
-    assert model.slowdown == {"<1,1>": {1: 1.0, 2: 1.1}, "<1,2>": {2: 1.0}}
+    assert model.slowdown == {"<1,1>": {1: 1.0, 2: 1.1}, "<1,2>": {2: 1.0, 4: 1.4}}
+    assert model.stage_weights == {"<1,2>": (pytest.approx(1.05), pytest.approx(1.4))}
     assert model.plans["<1,1>x1 <1,2>x1"] == {"<1,1>": 1.2, "<1,2>": 1.3} and model.plans["<1,1>x2"] == {
         "<1,1>": 1.1
     }

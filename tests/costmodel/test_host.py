@@ -113,3 +113,35 @@ def test_only_measured_tp_degrees_pay_for_new_shapes_and_contention_scales_it():
     assert cost.new_shape_s(ParallelConfig(1, 1)) == 0.0
     with pytest.raises(CostModelError, match="new_shape_s values must be numbers >= 0"):
         HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, new_shape_s={2: -0.01})
+
+
+def test_measured_stage_weights_shape_the_pipeline_and_its_pace(tmp_path):
+    """The last stage of <1,2> measured at 1.5x its even share: on M equal micro-batches 1F1B then takes stage 0's
+    first forward and last backward around M of the last stage's (a + M b), not the even share's (M + 1) x."""
+    from policies.costs import CostTable
+
+    host = HostModel(
+        cores=2,
+        slowdown={"<1,1>": {2: 1.0}, "<1,2>": {2: 1.0}},
+        sync_s={2: 0.0},
+        optimizer_s={2: 0.0},
+        stage_weights={"<1,2>": (1.0, 1.5)},
+    )
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    piped = ParallelConfig(1, 2)
+    cost = HostCostModel.for_plan(base, host, parse_plan("<1,2>x1"))
+    assert base.stage_weights(piped) == (1.0, 1.0) and cost.stage_weights(ParallelConfig(1, 1)) == (1.0,)
+    mb = MicroBatch.padded(2, 16)
+    a = cost.stage_s(piped, mb)  # 2 ms: one layer of 2 sequences
+    base_time = base.replica_time(piped, [mb] * 4)
+    time = cost.replica_time(piped, [mb] * 4)
+    assert base_time.compute_s + base_time.pp_bubble_s == pytest.approx(5 * a)
+    assert time.compute_s == pytest.approx(4 * 1.5 * a)  # the slowest stage's
+    assert time.compute_s + time.pp_bubble_s == pytest.approx(a + 4 * 1.5 * a)
+    # the dispatchers balance by the pipeline's pace: its slowest stage
+    cost_mb = CostTable(cost).length_cost(piped, 16)
+    assert cost_mb.time_s(2) == pytest.approx(1.5 * a + cost.p2p_s(piped, mb))
+    host.to_json(tmp_path / "host.json")
+    assert HostModel.from_json(tmp_path / "host.json") == host
+    with pytest.raises(CostModelError, match="stage_weights of <1,2> needs 2 positive numbers"):
+        HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, stage_weights={"<1,2>": (1.0,)})

@@ -3,6 +3,7 @@ equals a TP=1/pp=1 one (losses and gradients)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -110,6 +111,10 @@ def test_pp2_replica_matches_pp1(single_run, runs_dir, ex):
     out = runs_dir / "pp2"
     ex.run_job(out, "<1,2>x1", 2, 2, dump_grads=True)
     _compare_replicas(single_run, out, "pp=2 vs pp=1", ex.names)
+    # each stage's own compute is recorded: two processes' clocks, so never the same floats
+    mbs = pd.read_csv(out / "micro_batches.csv")
+    assert len(mbs) > 0 and (mbs["last_stage_s"] > 0).all() and (mbs["time_s"] > 0).all()
+    assert (mbs["last_stage_s"] != mbs["time_s"]).all()
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ def test_tables_have_the_simulator_schema(joint_run, ex):
         "num_seqs",
         "tokens",
         "time_s",
+        "last_stage_s",
     )
 
 
@@ -71,5 +72,7 @@ def test_records_follow_the_dispatch_plan(joint_run, ex):
         )
         assert [tuple(g) for g in got] == expected
         assert (step_mbs["time_s"] > 0).all()
+        # no pipelines in this plan: a replica's first stage is its last
+        assert step_mbs["last_stage_s"].tolist() == step_mbs["time_s"].tolist()
     losses = pd.read_csv(joint_run / "losses.csv")
     assert len(losses) == 3 * ex.steps and losses["loss"].between(4.0, 7.0).all()  # ~ln(256) at the start

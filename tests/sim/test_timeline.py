@@ -91,3 +91,33 @@ def test_what_if_mode_reproduces_the_cost_model_exactly(plan, seq_len, mbs):
     expected = cost.replica_time(config, [MicroBatch.padded(mbs, seq_len)] * 4)
     assert result.summary["step_time_s"] == pytest.approx(expected.total_s, rel=1e-12)
     assert result.replicas["busy_s"].iloc[0] == pytest.approx(expected.busy_s, rel=1e-12)
+
+
+@pytest.mark.parametrize("pipeline", ["events", "closed-form"])
+def test_measured_stage_weights_reach_the_simulated_pipeline(pipeline):
+    """A host model whose <1,2> last stage runs 1.5x its even share: the simulated step is the cost model's replica
+    time with those weights, in both pipeline modes (and slower than the even share's)."""
+    from costmodel import MicroBatch
+    from costmodel.host import HostCostModel, HostModel
+
+    host = HostModel(
+        cores=2,
+        slowdown={"<1,1>": {2: 1.0}, "<1,2>": {2: 1.0}},
+        sync_s={2: 0.0},
+        optimizer_s={2: 0.0},
+        stage_weights={"<1,2>": (1.0, 1.5)},
+    )
+    deployment = parse_plan("<1,2>x1")
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    cost = HostCostModel.for_plan(base, host, deployment)
+    workload = fixed_workload("fixed:16", 12, steps=1)
+    policy = Policy("plan", "balanced", plan=deployment, mbs=3)
+    config = SimConfig(steps=1, trace_steps=1, pipeline=pipeline)
+    result = Simulator(workload, cost, 2, policy, config).run()
+    expected = cost.replica_time(deployment.replicas[0], [MicroBatch.padded(3, 16)] * 4)
+    even = base.replica_time(deployment.replicas[0], [MicroBatch.padded(3, 16)] * 4)
+    assert result.replicas["busy_s"].iloc[0] == pytest.approx(expected.busy_s, rel=1e-12)
+    assert expected.busy_s > even.busy_s * 1.3
+    # the last stage's ops take 1.5x the first's
+    durations = {(e["tid"], e["name"]): e["dur"] for e in result.trace_events if e["ph"] == "X"}
+    assert durations[(1, "B0")] == pytest.approx(1.5 * durations[(0, "B0")])
