@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--repeats",
         type=int,
         default=5,
-        help="timed repetitions per point (default 5); layer keeps the fastest, executor the median",
+        help="timed repetitions per point (default 5); layer keeps the fastest, executor the mean",
     )
     p.set_defaults(func=cmd_calibrate)
 
@@ -96,6 +96,11 @@ def _calibrate_executor(args) -> int:
         print(
             "  a micro-batch shape's first run: "
             + ", ".join(f"tp={tp} +{1e3 * v:.1f} ms" for tp, v in host.new_shape_s.items())
+        )
+    for config, weights in host.stage_weights.items():
+        print(
+            f"  {config} stages over an even share of the whole model: "
+            + ", ".join(f"x{w:.2f}" for w in weights)
         )
     print(f"wrote {result.profile_path}, {result.fit_path} and {result.host_path}")
     return 0

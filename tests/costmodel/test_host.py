@@ -96,6 +96,9 @@ def test_shipped_tiny_cpu_host_model_covers_the_validation_plans():
     # the mixed validation plan has its own row, and tensor parallelism pays for new shapes
     assert set(host.plans["<1,1>x1 <2,1>x1"]) == {"<1,1>", "<2,1>"}
     assert host.new_shape_s[2] > host.new_shape_s[1] >= 0
+    # the pipeline's last stage (LM head and loss besides its layer) weighs more than its first
+    first, last = host.stage_weights["<1,2>"]
+    assert last > first > 0
 
 
 def test_only_measured_tp_degrees_pay_for_new_shapes_and_contention_scales_it():
