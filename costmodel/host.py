@@ -1,7 +1,7 @@
 """Host effects: what a per-layer profile does not describe when every rank of a plan is a process on a few shared
 CPU cores (the executor on this machine: `lobra execute` starts one single-threaded process per rank).
 
-All three are measured with the executor's own code by `lobra calibrate --device cpu --target executor`
+All are measured with the executor's own code by `lobra calibrate --device cpu --target executor`
 (executor/calibrate.py), with R = 1..max ranks running at once:
 
 - slowdown[config][R]: a replica's compute time for a step-like block of micro-batches while R ranks in all run it
@@ -29,9 +29,9 @@ All three are measured with the executor's own code by `lobra calibrate --device
 - optimizer_s[R]: the executor's AdamW step of every task's adapter: Python-bound at these sizes, not
   bandwidth-bound as CostModel.optimizer_s assumes.
 
-HostCostModel applies them to a plan of R ranks (the simulator adds new_shape_s where a replica meets a new shape),
-and only when the caller asks for it (lobra validate): CostModel.build never adds them, so planners and the
-simulator are unchanged.
+HostCostModel applies them to a plan of R ranks (the simulator adds new_shape_s where a replica meets a new shape and
+weighs each pipeline stage by stage_weights), and only when the caller asks for it (lobra validate): CostModel.build
+never adds them, so planners and the simulator are unchanged.
 """
 
 from __future__ import annotations
