@@ -21,8 +21,10 @@ All are measured with the executor's own code by `lobra calibrate --device cpu -
   (1/pp of a <tp,1> replica's compute on the same block, both alone in one job). The profile describes whole
   micro-batches, but a stage runs more than its share: the last stage also runs the final norm, the LM head and the
   loss, and every stage pays its own per-micro-batch overheads (the rotary tables, the Python of a forward, the
-  hand-offs' sends). <1,2> measured [1.00-1.08, 1.14-1.27] on a step-like block in three jobs (2026-11-29); the even
-  share had put every <1,2>x1 validation under its real steps, by 4.5-17.8%.
+  hand-offs' sends). The even share had put every <1,2>x1 validation under its real steps, by 4.5-17.8%. Measured in
+  six validations (2026-11-29): <1,2> weighs [0.97-1.06, 1.08-1.21], and its last over its first stage was 1.07-1.22
+  where the real runs recorded 1.09-1.25 (micro_batches.csv, last_stage_s over time_s); <1,2>x1 came out -15.3%
+  (a run where every plan was 5-15% under), then +2.3, +3.8, +4.9, -3.8 and -8.4%.
 - sync_s[R]: the executor's LoRA-gradient sync (executor/sync.py): every rank writes its gradient shards into the
   full flat fp32 buffer and one world all-reduce (gloo) sums it. R participants, not the replica count, and the full
   buffer, not a 1/(tp*pp) shard: the analytical ring all-reduce of CostModel.dp_sync_s describes neither.
