@@ -47,7 +47,9 @@ def pipeline_makespan(
     return pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1), record=False)
 
 
-def split_stages(stage_s: Sequence[float], weights: Sequence[float]) -> tuple[list[list[float]], list[list[float]]]:
+def split_stages(
+    stage_s: Sequence[float], weights: Sequence[float]
+) -> tuple[list[list[float]], list[list[float]]]:
     """Per-stage forward and backward durations, [stage][micro-batch], of micro-batches taking stage_s[m] on a stage
     of weight 1."""
     fwd = [[s * w * FORWARD_SHARE for s in stage_s] for w in weights]

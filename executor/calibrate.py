@@ -236,7 +236,9 @@ class CalibrationJobs:
             source=f"lobra calibrate --device cpu --target executor --scenario {self.scenario}",
             plans={r["job"]["plan"]: r["host"]["slowdown"] for r in done},
             new_shape_s={tp: max(0.0, statistics.fmean(v)) for tp, v in sorted(new_shape.items())},
-            stage_weights={c: tuple(map(statistics.fmean, zip(*ws, strict=True))) for c, ws in weights.items()},
+            stage_weights={
+                c: tuple(map(statistics.fmean, zip(*ws, strict=True))) for c, ws in weights.items()
+            },
         )
 
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
@@ -470,7 +472,11 @@ def _time_host(rt, repeats: int, world: int) -> dict:
         if config.pp > 1 and whole in firsts:
             share = means[leaders[whole]][n + configs.index(whole)] / config.pp
             stage_ranks = [
-                next(r for r, p in enumerate(places) if p.replica == firsts[c] and p.stage == k and p.tp_rank == 0)
+                next(
+                    r
+                    for r, p in enumerate(places)
+                    if p.replica == firsts[c] and p.stage == k and p.tp_rank == 0
+                )
                 for k in range(config.pp)
             ]
             stage_weights[c] = [means[r][n + i] / share for r in stage_ranks]

@@ -22,7 +22,16 @@ import pandas as pd
 COLUMNS = {
     "replicas": ("step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"),
     "steps": ("step", "step_time_s", "num_sequences", "tokens"),
-    "micro_batches": ("step", "replica", "micro_batch", "seq_len", "num_seqs", "tokens", "time_s", "last_stage_s"),
+    "micro_batches": (
+        "step",
+        "replica",
+        "micro_batch",
+        "seq_len",
+        "num_seqs",
+        "tokens",
+        "time_s",
+        "last_stage_s",
+    ),
     "losses": ("step", "task", "loss", "targets"),
 }
 

@@ -158,7 +158,9 @@ def test_calibrate_the_executor_on_a_small_grid(tmp_path, cli):
 
     out = tmp_path / "cal"
     argv = ["calibrate", "--device", "cpu", "--target", "executor", "--max-ranks", "3"]
-    rc, stdout, _ = cli(argv + ["--seq-lens", "16,48,96", "--mbs", "1,2,4", "--repeats", "1", "--out", str(out)])
+    rc, stdout, _ = cli(
+        argv + ["--seq-lens", "16,48,96", "--mbs", "1,2,4", "--repeats", "1", "--out", str(out)]
+    )
     assert rc == 0
     profile = load_profile(out / "tiny_cpu_layer_time.csv")
     assert sorted(profile["tp"].unique()) == [1, 2] and len(profile) == 18 and (profile["time"] > 0).all()
