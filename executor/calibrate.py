@@ -468,17 +468,13 @@ def _time_host(rt, repeats: int, world: int) -> dict:
     # A pipeline's stages against the even share of the same tp's whole model, both alone in this job.
     stage_weights = {}
     for i, c in enumerate(configs):
-        config, whole = parse_plan(c).replicas[0], f"<{parse_plan(c).replicas[0].tp},1>"
+        config = parse_plan(c).replicas[0]
+        whole = f"<{config.tp},1>"
         if config.pp > 1 and whole in firsts:
             share = means[leaders[whole]][n + configs.index(whole)] / config.pp
             stage_ranks = [
-                next(
-                    r
-                    for r, p in enumerate(places)
-                    if p.replica == firsts[c] and p.stage == k and p.tp_rank == 0
-                )
-                for k in range(config.pp)
-            ]
+                places[leaders[c]].stage_rank(k) for k in range(config.pp)
+            ]  # each stage's TP rank 0
             stage_weights[c] = [means[r][n + i] / share for r in stage_ranks]
     sync, opt = [], []
     extras = torch.zeros(len(rt.tasks) + world + 16, dtype=torch.float64)
