@@ -472,10 +472,10 @@ def _time_host(rt, repeats: int, world: int) -> dict:
         whole = f"<{config.tp},1>"
         if config.pp > 1 and whole in firsts:
             share = means[leaders[whole]][n + configs.index(whole)] / config.pp
-            stage_ranks = [
-                places[leaders[c]].stage_rank(k) for k in range(config.pp)
-            ]  # each stage's TP rank 0
-            stage_weights[c] = [means[r][n + i] / share for r in stage_ranks]
+            # each stage's TP rank 0 (the leader is stage 0's)
+            stage_weights[c] = [
+                means[places[leaders[c]].stage_rank(k)][n + i] / share for k in range(config.pp)
+            ]
     sync, opt = [], []
     extras = torch.zeros(len(rt.tasks) + world + 16, dtype=torch.float64)
     for i in range(repeats + 1):  # the first AdamW step creates its state
