@@ -25,11 +25,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from analysis import paper  # noqa: E402
-from analysis.studies import FigureSettings, load_validation, studies  # noqa: E402
-from analysis.sweep import progress_total, run_sweep, workload_of  # noqa: E402
-from traces import PAPER_DATASETS  # noqa: E402
+from lobra.analysis import paper  # noqa: E402
+from lobra.analysis.studies import FigureSettings, load_validation, studies  # noqa: E402
+from lobra.analysis.sweep import progress_total, run_sweep, workload_of  # noqa: E402
+from lobra.traces import PAPER_DATASETS  # noqa: E402
 
 LABELS = {
     "task-sequential": "Task-Sequential",

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from analysis import paper
+from lobra.analysis import paper
 
 TOLERANCE = 0.05  # normalised series agree when every point is within this of the paper's
 KNEE_WITHIN = 0.01  # our knee: the fewest buckets within 1% of the best step time

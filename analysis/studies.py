@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
-
-from analysis import paper
-from analysis.sweep import RunSpec, cost_of, workload_of
-from costmodel import parse_plan
-from policies.planners.base import workload_memory
+from lobra.analysis import paper
+from lobra.analysis.sweep import RunSpec, cost_of, workload_of
+from lobra.costmodel import parse_plan
+from lobra.policies.planners.base import workload_memory
 
 # (display name, planner, dispatcher, bucketing): the policies of sim/compare.py.
 MAIN_POLICIES = [

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import pandas as pd
-
-from costmodel import CostModel, parse_plan
-from policies.bucketing import DEFAULT_NUM_BUCKETS
-from policies.dispatchers import DISPATCHERS, DispatcherConfig
-from policies.dispatchers.base import BUCKETINGS
-from policies.planners import (
+from lobra.costmodel import CostModel, parse_plan
+from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS
+from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
+from lobra.policies.dispatchers.base import BUCKETINGS
+from lobra.policies.planners import (
     PLANNERS,
     PlannerConfig,
     PlanResult,
@@ -34,10 +33,10 @@ from policies.planners import (
     get_planner,
     lower_bound_gpu_seconds,
 )
-from policies.planners.base import workload_memory
-from sim import Policy, SimConfig, Simulator
-from traces import StepSampler, Task, Workload, load_scenario, load_workload
-from traces.scenario import SCENARIOS, check_gpu, check_model
+from lobra.policies.planners.base import workload_memory
+from lobra.sim import Policy, SimConfig, Simulator
+from lobra.traces import StepSampler, Task, Workload, load_scenario, load_workload
+from lobra.traces.scenario import SCENARIOS, check_gpu, check_model
 
 
 class SweepError(ValueError):

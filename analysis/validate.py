@@ -46,11 +46,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from costmodel import CostModel, DeploymentPlan, fit_profile, parse_plan
-from costmodel.errors import CostModelError
-from costmodel.host import SHIPPED_HOSTS, HostCostModel, HostModel
-from costmodel.profile import SHIPPED_PROFILES, shipped_path
+from lobra.costmodel import CostModel, DeploymentPlan, fit_profile, parse_plan
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.host import SHIPPED_HOSTS, HostCostModel, HostModel
+from lobra.costmodel.profile import SHIPPED_PROFILES, shipped_path
 
 # Plans of the tiny model on this 2-core machine, one of each kind: one rank; data, tensor and pipeline parallelism
 # on the two cores; and one heterogeneous plan of 3 ranks, more ranks than cores on purpose: the case the host
@@ -154,7 +153,7 @@ class Calibration:
     def finish(self, out: Path) -> None:
         from functools import partial
 
-        from executor.records import atomic_write
+        from lobra.executor.records import atomic_write
 
         if self.jobs is not None and self.jobs.rounds > 1:
             written = self.jobs.write(out)
@@ -198,7 +197,7 @@ def calibration(
         if all(shipped) and all(shipped_path(f).is_file() for f in shipped):
             path = shipped_path(shipped[0])
             return Calibration(path, HostModel.from_json(shipped_path(shipped[1])), "shipped", path)
-    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, CalibrationJobs
+    from lobra.executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, CalibrationJobs
 
     jobs = CalibrationJobs(
         scenario=cfg.scenario,
@@ -393,7 +392,7 @@ class Validation:
     def write(self, out: str | Path) -> list[Path]:
         """pairs.csv (every step pair, warm-up ones flagged), runs.csv (every single real run's steps), plans.csv
         and validation.json: each whole or not."""
-        from executor.records import atomic_write
+        from lobra.executor.records import atomic_write
 
         out = Path(out)
         plans = pd.DataFrame([asdict(p) for p in self.per_plan])
@@ -411,10 +410,10 @@ class Validation:
 
 def check_inputs(cfg: ValidateConfig):
     """Everything checkable before running anything: scenario, plans against the model, ranks and the executor."""
-    from executor.config import ExecutorConfig
-    from executor.errors import ExecutorError
-    from executor.resolve import resolve
-    from traces import load_scenario
+    from lobra.executor.config import ExecutorConfig
+    from lobra.executor.errors import ExecutorError
+    from lobra.executor.resolve import resolve
+    from lobra.traces import load_scenario
 
     scenario = load_scenario(cfg.scenario)
     if scenario.gpu != "cpu":
@@ -548,9 +547,9 @@ def run_executor(
     cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, run: int
 ) -> dict[str, pd.DataFrame]:
     """`lobra execute` of this plan into OUT/runs/<plan>/run<k>, its records as DataFrames."""
-    from executor.config import ExecutorConfig
-    from executor.launch import launch
-    from executor.records import Records
+    from lobra.executor.config import ExecutorConfig
+    from lobra.executor.launch import launch
+    from lobra.executor.records import Records
 
     run_dir = cfg.out_dir / "runs" / plan_slug(plan) / f"run{run}"
     run_dir.mkdir(parents=True)
@@ -585,7 +584,7 @@ def simulate(
     different contention would otherwise move sequences between them."""
     from dataclasses import replace
 
-    from sim import Policy, SimConfig, Simulator
+    from lobra.sim import Policy, SimConfig, Simulator
 
     class ExecutorSimulator(Simulator):
         def _dispatch(self, items, phase):  # Simulator's per-step dispatch, given the executor's cost model
@@ -600,6 +599,6 @@ def executor_sampling_mode() -> str:
     """The mode the executor samples in: it builds StepSampler(workload, seed=...) with the default mode."""
     import inspect
 
-    from traces import StepSampler
+    from lobra.traces import StepSampler
 
     return inspect.signature(StepSampler).parameters["mode"].default

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
-from costmodel.specs import load_model_spec
+from lobra.costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
+from lobra.costmodel.specs import load_model_spec
 
 UNMEASURED = [(320, 3), (640, 3), (1280, 2), (1792, 1), (896, 6)]
 

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import torch
+from lobra.costmodel import ModelSpec
+from lobra.executor.model import AdapterSpec, Stage, build_base_model, inject_lora, lora_modules
 from torch.nn import functional as F
-
-from costmodel import ModelSpec
-from executor.model import AdapterSpec, Stage, build_base_model, inject_lora, lora_modules
 
 CONFIG = {
     "model_type": "llama",

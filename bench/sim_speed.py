@@ -13,10 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from costmodel import CostModel
-from sim import Policy, SimConfig, Simulator
-from traces import Task, Workload, load_scenario
+from lobra.costmodel import CostModel
+from lobra.sim import Policy, SimConfig, Simulator
+from lobra.traces import Task, Workload, load_scenario
 
 
 def main() -> None:
@@ -75,7 +74,7 @@ def main() -> None:
 
 
 def _cluster(sim: Simulator, scenario):
-    from sim.cluster import Cluster
+    from lobra.sim.cluster import Cluster
 
     return Cluster(sim.cost.gpu, scenario.num_gpus)
 

@@ -17,9 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-
-from lobra.commands._common import atomic_write
-from traces.synthetic import (
+from lobra.traces.synthetic import (
     DEFAULT_CAP,
     DEFAULT_SAMPLES,
     FITS_PATH,
@@ -29,7 +27,9 @@ from traces.synthetic import (
     synthetic_lengths,
     write_fits,
 )
-from traces.trace import length_stats
+from lobra.traces.trace import length_stats
+
+from lobra.commands._common import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "synthetic_traces.csv"
 MEAN_TOL, SKEW_TOL = 0.02, 0.10

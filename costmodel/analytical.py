@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.specs import GPUSpec, ModelSpec
 from scipy.optimize import least_squares
-
-from costmodel.errors import CostModelError
-from costmodel.specs import GPUSpec, ModelSpec
 
 # Bytes of elementwise traffic per token and unit of hidden size in forward+backward of one layer: ~12 elementwise
 # kernels (2 norms, RoPE on q/k, SwiGLU, 2 residual adds, their backwards) each reading and writing ~h bf16 values.
@@ -125,8 +124,8 @@ def calibrate_efficiency(model: ModelSpec, gpu: GPUSpec, profile: pd.DataFrame) 
 @functools.cache
 def reference_efficiency() -> Efficiency:
     """Efficiencies calibrated once on the shipped A100-40GB Llama-2-7B profile (cached for the process)."""
-    from costmodel.profile import load_profile, shipped_profile
-    from costmodel.specs import load_gpu_spec, load_model_spec
+    from lobra.costmodel.profile import load_profile, shipped_profile
+    from lobra.costmodel.specs import load_gpu_spec, load_model_spec
 
     path = shipped_profile("llama2-7b", "a100-40gb")
     if path is None:  # pragma: no cover - the profile ships with the package

@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from costmodel.errors import CostModelError
-from costmodel.layer_time import LayerTimeFit, fit_profile
-from costmodel.memory import DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
-from costmodel.specs import GPUS, GPUSpec, ModelSpec, load_model_spec
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
+from lobra.costmodel.memory import DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
+from lobra.costmodel.specs import GPUS, GPUSpec, ModelSpec, load_model_spec
 
 DEFAULT_GRIDS = {
     "cpu": ((64, 128, 256, 384, 512, 768, 1024, 1536, 2048), (1, 2, 4, 8)),

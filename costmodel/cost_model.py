@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency, reference_efficiency
-from costmodel.errors import CostModelError
-from costmodel.layer_time import LayerTimeFit, fit_profile
-from costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
-from costmodel.parallel import ParallelConfig
-from costmodel.pipeline import pipeline_makespan
-from costmodel.profile import load_profile, shipped_profile
-from costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
-from costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
+from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency, reference_efficiency
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
+from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
+from lobra.costmodel.parallel import ParallelConfig
+from lobra.costmodel.pipeline import pipeline_makespan
+from lobra.costmodel.profile import load_profile, shipped_profile
+from lobra.costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
+from lobra.costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
 
 BF16_BYTES, FP32_BYTES = 2, 4
 P2P_LATENCY_S = 10e-6

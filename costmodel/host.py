@@ -42,12 +42,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from costmodel.cost_model import CostModel
-from costmodel.errors import CostModelError
-from costmodel.memory import MemoryOptions
-from costmodel.parallel import ParallelConfig, parse_plan
-from costmodel.profile import shipped_path
-from costmodel.replica_time import MicroBatch
+from lobra.costmodel.cost_model import CostModel
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.memory import MemoryOptions
+from lobra.costmodel.parallel import ParallelConfig, parse_plan
+from lobra.costmodel.profile import shipped_path
+from lobra.costmodel.replica_time import MicroBatch
 
 # Shipped host models by (model, gpu), beside the shipped profiles (costmodel/profiles/SOURCES.md says where from).
 SHIPPED_HOSTS: dict[tuple[str, str], str] = {("tiny", "cpu"): "tiny_cpu_host.json"}

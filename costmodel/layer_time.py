@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from lobra.costmodel.errors import CostModelError
 from scipy.optimize import lsq_linear
-
-from costmodel.errors import CostModelError
 
 NUM_COEFFS = 6
 

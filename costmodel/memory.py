@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.errors import CostModelError
-from costmodel.parallel import ParallelConfig
-from costmodel.specs import GPUSpec, ModelSpec
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.parallel import ParallelConfig
+from lobra.costmodel.specs import GPUSpec, ModelSpec
 
 BF16_BYTES = 2
 FP32_BYTES = 4

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from costmodel.errors import CostModelError
+from lobra.costmodel.errors import CostModelError
 
 
 @dataclass(frozen=True, order=True)

@@ -6,8 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-
-from costmodel.errors import CostModelError
+from lobra.costmodel.errors import CostModelError
 
 PROFILE_COLUMNS = ("tp", "seq_len", "mbs", "time")
 

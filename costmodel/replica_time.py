@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.errors import CostModelError
+from lobra.costmodel.errors import CostModelError
 
 
 @dataclass(frozen=True)

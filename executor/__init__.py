@@ -13,6 +13,6 @@ gradients across replicas), step (one training step), checkpoint, peft_io, recor
 launch (torchrun launcher and per-rank entry point).
 """
 
-from executor.errors import ExecutorError
+from lobra.executor.errors import ExecutorError
 
 __all__ = ["ExecutorError"]

@@ -59,13 +59,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from costmodel import LayerTimeFit, fit_profile, parse_plan
-from costmodel.host import INDEPENDENT, HostModel
-from costmodel.specs import load_model_spec
-from executor.errors import ExecutorError
-from executor.launch import exit_now, free_port
-from executor.records import atomic_write
+from lobra.costmodel import LayerTimeFit, fit_profile, parse_plan
+from lobra.costmodel.host import INDEPENDENT, HostModel
+from lobra.costmodel.specs import load_model_spec
+from lobra.executor.errors import ExecutorError
+from lobra.executor.launch import exit_now, free_port
+from lobra.executor.records import atomic_write
 
 DEFAULT_SEQ_LENS = (32, 64, 128, 256, 384, 512, 768, 1024)
 DEFAULT_MBS = (1, 2, 4, 8)
@@ -145,7 +144,7 @@ class CalibrationJobs:
     rounds: int = 0
 
     def __post_init__(self) -> None:
-        from traces import load_scenario
+        from lobra.traces import load_scenario
 
         if self.max_ranks < 1:
             raise ExecutorError(f"--max-ranks must be at least 1, got {self.max_ranks}")
@@ -289,12 +288,17 @@ def calibrate_executor(
 
 def _run_job(argv: list[str], nproc: int, log: Path) -> None:
     env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = "1"  # as executor.launch runs the ranks
+    env["OMP_NUM_THREADS"] = "1"  # as lobra.executor.launch runs the ranks
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc)]
-    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "executor.calibrate"]
+    command += [
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "lobra.executor.calibrate",
+    ]
     with open(log, "w") as sink:
         rc = subprocess.run(command + argv, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
     if rc:
@@ -313,7 +317,9 @@ def _run_job(argv: list[str], nproc: int, log: Path) -> None:
 
 # -- per rank ------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m executor.calibrate", description="one calibration rank")
+    parser = argparse.ArgumentParser(
+        prog="python -m lobra.executor.calibrate", description="one calibration rank"
+    )
     parser.add_argument("--plan", required=True)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--model", required=True)
@@ -332,10 +338,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     import torch.distributed as dist
-
-    from executor.config import ExecutorConfig
-    from executor.job import build_runtime
-    from executor.resolve import resolve
+    from lobra.executor.config import ExecutorConfig
+    from lobra.executor.job import build_runtime
+    from lobra.executor.resolve import resolve
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -362,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _micro_batch(rt, seq_len: int, mbs: int):
     """A micro-batch of mbs full-length sequences, tasks dealt round-robin (real micro-batches mix tasks)."""
-    from executor.data import build_micro_batch
-    from policies.types import MicroBatchPlan, StepItem
+    from lobra.executor.data import build_micro_batch
+    from lobra.policies.types import MicroBatchPlan, StepItem
 
     items = [StepItem(rt.tasks[k % len(rt.tasks)], seq_len) for k in range(mbs)]
     keys = [(it.task, 0, k) for k, it in enumerate(items)]
@@ -377,7 +382,7 @@ def _micro_batch(rt, seq_len: int, mbs: int):
 
 def _replica(rt, mbs: list):
     """Forward+backward of these micro-batches on this rank's replica, by the executor's own loop."""
-    from executor.pipeline import run_replica
+    from lobra.executor.pipeline import run_replica
 
     return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device)
 
@@ -421,8 +426,7 @@ def _time_host(rt, repeats: int, world: int) -> dict:
     plan ran 12% slower than that predicted (two validations, 2026-11-29)."""
     import torch
     import torch.distributed as dist
-
-    from executor.groups import placements
+    from lobra.executor.groups import placements
 
     replicas = rt.run.plan.replicas
     firsts: dict[str, int] = {}  # config -> its first replica

@@ -16,10 +16,9 @@ import shutil
 from pathlib import Path
 
 import torch
-
-from executor.errors import ExecutorError
-from executor.records import Records
-from executor.sync import LoraState
+from lobra.executor.errors import ExecutorError
+from lobra.executor.records import Records
+from lobra.executor.sync import LoraState
 
 STATE_NAME = "state.json"
 TENSORS_NAME = "lora_state.safetensors"

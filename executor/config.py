@@ -1,6 +1,6 @@
 """ExecutorConfig: the options of one executor run, shared by `lobra execute` and the per-rank entry point.
 
-The launcher turns a validated config back into argv for `python -m executor.launch` under torchrun, so both sides
+The launcher turns a validated config back into argv for `python -m lobra.executor.launch` under torchrun, so both sides
 parse the same flags (add_arguments). `__post_init__` checks values only; `resolve` does the I/O (task file, model,
 plan against the model and the ranks, checkpoints) and is run by the CLI before anything is launched or written.
 """
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from executor.errors import ExecutorError
+from lobra.executor.errors import ExecutorError
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float64", "bfloat16")

@@ -23,9 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from executor.errors import ExecutorError
-from policies.types import DispatchPlan, MicroBatchPlan, StepItem
+from lobra.executor.errors import ExecutorError
+from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
 
 IGNORE_INDEX = -100
 SeqKey = tuple[str, int, int]  # (task, the task's step, index in its global batch)

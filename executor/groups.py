@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel import DeploymentPlan, ParallelConfig
+from lobra.costmodel import DeploymentPlan, ParallelConfig
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-
-from executor.checkpoint import (
+from lobra.executor.checkpoint import (
     check_fingerprint,
     gather_state,
     latest_checkpoint,
@@ -21,18 +20,18 @@ from executor.checkpoint import (
     restore_state,
     save_checkpoint,
 )
-from executor.data import DatasetTokens, SyntheticTokens, step_keys
-from executor.groups import build_groups, placements
-from executor.model import TORCH_DTYPES, AdapterSpec, Stage, build_base_model, inject_lora
-from executor.parallel import apply_pp, apply_tp
-from executor.peft_io import save_adapter
-from executor.records import Records, atomic_write
-from executor.resolve import ResolvedRun
-from executor.step import Runtime, StepResult, train_step
-from executor.sync import FlatLayout, LoraState
-from policies.dispatchers import get_dispatcher
-from policies.types import StepItem
-from traces import StepSampler
+from lobra.executor.data import DatasetTokens, SyntheticTokens, step_keys
+from lobra.executor.groups import build_groups, placements
+from lobra.executor.model import TORCH_DTYPES, AdapterSpec, Stage, build_base_model, inject_lora
+from lobra.executor.parallel import apply_pp, apply_tp
+from lobra.executor.peft_io import save_adapter
+from lobra.executor.records import Records, atomic_write
+from lobra.executor.resolve import ResolvedRun
+from lobra.executor.step import Runtime, StepResult, train_step
+from lobra.executor.sync import FlatLayout, LoraState
+from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.types import StepItem
+from lobra.traces import StepSampler
 
 
 def build_runtime(run: ResolvedRun, rank: int, device: torch.device) -> Runtime:

@@ -1,10 +1,10 @@
 """Launching: `launch` starts torchrun on this machine; `main` is what each rank runs.
 
 `lobra execute ... --nproc N` resolves the config (failing early on bad input), then runs
-`python -m torch.distributed.run --nproc-per-node N -m executor.launch <flags>` on a free loopback port. On many
-nodes, start `torchrun --nnodes ... -m executor.launch <flags>` yourself on each node: ranks read the standard
+`python -m torch.distributed.run --nproc-per-node N -m lobra.executor.launch <flags>` on a free loopback port. On many
+nodes, start `torchrun --nnodes ... -m lobra.executor.launch <flags>` yourself on each node: ranks read the standard
 environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); --out must then be on a filesystem every
-node sees (rank 0 writes checkpoints, every rank reads them on --resume). `python -m executor.launch` without
+node sees (rank 0 writes checkpoints, every rank reads them on --resume). `python -m lobra.executor.launch` without
 torchrun runs one rank (a plan of one GPU). Backend: nccl with CUDA, gloo on CPUs.
 """
 
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from executor.config import ExecutorConfig, add_arguments
+from lobra.executor.config import ExecutorConfig, add_arguments
 
 
 def free_port() -> int:
@@ -40,7 +40,7 @@ def torchrun_command(cfg: ExecutorConfig, nproc: int, port: int) -> list[str]:
         "--master-port",
         str(port),
         "-m",
-        "executor.launch",
+        "lobra.executor.launch",
         *cfg.to_argv(),
     ]
 
@@ -52,8 +52,6 @@ def launch(cfg: ExecutorConfig, nproc: int, *, log: str | os.PathLike | None = N
     # Up to a few ranks share a few cores: one intra-op thread each, or they fight over the cores.
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     command = torchrun_command(cfg, nproc, free_port())
     if log is None:
         return subprocess.run(command, env=env).returncode
@@ -62,7 +60,7 @@ def launch(cfg: ExecutorConfig, nproc: int, *, log: str | os.PathLike | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m executor.launch", description="one executor rank")
+    parser = argparse.ArgumentParser(prog="python -m lobra.executor.launch", description="one executor rank")
     add_arguments(parser)
     cfg = ExecutorConfig.from_args(parser.parse_args(argv))
     if "RANK" not in os.environ:  # a single process without torchrun
@@ -74,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_rank(cfg: ExecutorConfig) -> int:
     import torch
     import torch.distributed as dist
-
-    from executor.job import build_runtime, train
-    from executor.resolve import resolve
+    from lobra.executor.job import build_runtime, train
+    from lobra.executor.resolve import resolve
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     # Every rank checks the inputs before the rendezvous; only the outputs check is rank 0's (before anything

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lobra.costmodel import ModelSpec
+from lobra.executor.multilora import LoraBatch, MultiLoraLinear
+from lobra.traces import Task
+from lobra.traces.tasks import LORA_TARGETS
 from torch import nn
-
-from costmodel import ModelSpec
-from executor.multilora import LoraBatch, MultiLoraLinear
-from traces import Task
-from traces.tasks import LORA_TARGETS
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 # Where each LoRA target sits inside a decoder layer (HF module names; peft keys use the same paths).

@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from lobra.executor.collectives import tp_reduce_backward, tp_reduce_forward
 from torch import nn
 from torch.nn import functional as F
-
-from executor.collectives import tp_reduce_backward, tp_reduce_forward
 
 COLWISE, ROWWISE = "colwise", "rowwise"
 

@@ -9,10 +9,9 @@ and LM head stay whole on every TP rank (the tiny vocabularies here do not pay f
 
 from __future__ import annotations
 
+from lobra.executor.model import MODULE_PARENT, decoder_layers
+from lobra.executor.multilora import COLWISE, ROWWISE, MultiLoraLinear, TpShard
 from torch import nn
-
-from executor.model import MODULE_PARENT, decoder_layers
-from executor.multilora import COLWISE, ROWWISE, MultiLoraLinear, TpShard
 
 TP_MODES = {
     "q_proj": COLWISE,

@@ -8,8 +8,7 @@ import shutil
 from pathlib import Path
 
 import torch
-
-from executor.model import AdapterSpec
+from lobra.executor.model import AdapterSpec
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -53,7 +52,7 @@ def load_adapter_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
 
 def set_adapter(model: torch.nn.Module, task: str, tensors: dict[str, torch.Tensor]) -> None:
     """Load a task's peft-format tensors into an unsharded multi-LoRA model (e.g. to evaluate saved adapters)."""
-    from executor.model import lora_modules, peft_key
+    from lobra.executor.model import lora_modules, peft_key
 
     for layer, module, wrapped in lora_modules(model):
         pair = wrapped.adapter(task)

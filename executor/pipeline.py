@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from lobra.executor.data import IGNORE_INDEX, MicroBatchData
+from lobra.executor.groups import Placement
+from lobra.executor.model import Stage
+from lobra.executor.multilora import LoraBatch
 from torch.nn import functional as F
-
-from executor.data import IGNORE_INDEX, MicroBatchData
-from executor.groups import Placement
-from executor.model import Stage
-from executor.multilora import LoraBatch
 
 
 @dataclass

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from costmodel import CostModel, DeploymentPlan, MemoryOptions, ModelSpec, load_model_spec, parse_plan
-from costmodel.errors import CostModelError
-from executor.config import DEFAULT_MODEL, ExecutorConfig
-from executor.errors import ExecutorError
-from traces import Workload, load_scenario, load_workload
-from traces.tasks import LORA_TARGETS
+from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions, ModelSpec, load_model_spec, parse_plan
+from lobra.costmodel.errors import CostModelError
+from lobra.executor.config import DEFAULT_MODEL, ExecutorConfig
+from lobra.executor.errors import ExecutorError
+from lobra.traces import Workload, load_scenario, load_workload
+from lobra.traces.tasks import LORA_TARGETS
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -86,11 +86,11 @@ def resolve(cfg: ExecutorConfig, world_size: int, *, check_outputs: bool = True)
             )
         if cost.max_tokens(config) == 0:
             raise ExecutorError(f"plan {plan}: replica {config} cannot hold {model.name} on {gpu}")
-    from policies.dispatchers import get_dispatcher
+    from lobra.policies.dispatchers import get_dispatcher
 
     get_dispatcher(cfg.dispatcher)  # unknown names fail here, with the list of known ones
     if cfg.data is not None:
-        from executor.data import dataset_file
+        from lobra.executor.data import dataset_file
 
         for task in workload:
             dataset_file(cfg.data, task.name)  # raises naming the missing file
@@ -121,7 +121,7 @@ def _cuda_gpu_name() -> str:
 
 
 def _check_outputs(run: ResolvedRun) -> None:
-    from executor.checkpoint import check_fingerprint, latest_checkpoint, read_state
+    from lobra.executor.checkpoint import check_fingerprint, latest_checkpoint, read_state
 
     cfg = run.config
     latest = latest_checkpoint(cfg.checkpoint_dir)

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from executor.data import build_micro_batch, target_counts
-from executor.errors import ExecutorError
-from executor.groups import Placement
-from executor.model import Stage
-from executor.multilora import LoraBatch
-from executor.pipeline import run_replica
-from executor.resolve import ResolvedRun
-from executor.sync import LoraState
-from policies.types import DispatchPlan, StepItem
+from lobra.executor.data import build_micro_batch, target_counts
+from lobra.executor.errors import ExecutorError
+from lobra.executor.groups import Placement
+from lobra.executor.model import Stage
+from lobra.executor.multilora import LoraBatch
+from lobra.executor.pipeline import run_replica
+from lobra.executor.resolve import ResolvedRun
+from lobra.executor.sync import LoraState
+from lobra.policies.types import DispatchPlan, StepItem
 
 
 @dataclass

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from costmodel import ModelSpec
-from executor.groups import Placement
-from executor.model import AdapterSpec, lora_modules, peft_key
-from traces.tasks import LORA_TARGETS
+from lobra.costmodel import ModelSpec
+from lobra.executor.groups import Placement
+from lobra.executor.model import AdapterSpec, lora_modules, peft_key
+from lobra.traces.tasks import LORA_TARGETS
 
 
 @dataclass(frozen=True)

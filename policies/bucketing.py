@@ -8,8 +8,7 @@ to the smallest boundary that holds it. `pow2_buckets` is the baselines' fixed p
 from __future__ import annotations
 
 import numpy as np
-
-from policies.registry import PolicyError
+from lobra.policies.registry import PolicyError
 
 ROUND_TO = 16
 DEFAULT_NUM_BUCKETS = 16

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel import CostModel, MicroBatch, ParallelConfig
+from lobra.costmodel import CostModel, MicroBatch, ParallelConfig
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel import CostModel, ReplicaTime
-from policies.types import DispatchPlan
+from lobra.costmodel import CostModel, ReplicaTime
+from lobra.policies.types import DispatchPlan
 
 
 @dataclass(frozen=True)

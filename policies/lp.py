@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from lobra.costmodel import ParallelConfig
+from lobra.policies.costs import CostTable
+from lobra.policies.registry import PolicyError
 from scipy.optimize import linprog
-
-from costmodel import ParallelConfig
-from policies.costs import CostTable
-from policies.registry import PolicyError
 
 
 def split_lp(

@@ -12,8 +12,8 @@ import bisect
 from collections import defaultdict
 from collections.abc import Sequence
 
-from policies.registry import PolicyError
-from policies.types import MicroBatchPlan
+from lobra.policies.registry import PolicyError
+from lobra.policies.types import MicroBatchPlan
 
 
 def padded_micro_batches(

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from costmodel import CostModel, DeploymentPlan, MicroBatch
-from policies.registry import PolicyError
+from lobra.costmodel import CostModel, DeploymentPlan, MicroBatch
+from lobra.policies.registry import PolicyError
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,8 @@ import functools
 from dataclasses import dataclass
 
 import networkx as nx
-
-from costmodel import DeploymentPlan, GPUSpec, ParallelConfig
-from sim.errors import SimError
+from lobra.costmodel import DeploymentPlan, GPUSpec, ParallelConfig
+from lobra.sim.errors import SimError
 
 FABRIC = "fabric"
 

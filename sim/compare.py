@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from costmodel import CostModel
-from policies.dispatchers import DispatcherConfig
-from policies.planners import get_planner
-from sim.config import Policy, SimConfig
-from sim.simulator import Simulator
-from traces import Workload
+from lobra.costmodel import CostModel
+from lobra.policies.dispatchers import DispatcherConfig
+from lobra.policies.planners import get_planner
+from lobra.sim.config import Policy, SimConfig
+from lobra.sim.simulator import Simulator
+from lobra.traces import Workload
 
 POLICIES = ["task-sequential", "task-fused", "lobra-length", "lobra-balanced", "lobra", "lobra-plus"]
 POW2 = DispatcherConfig(bucketing="pow2")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from costmodel import DeploymentPlan
-from policies.dispatchers import DISPATCHERS, DispatcherConfig
-from policies.planners import PLANNERS, PlannerConfig
-from sim.errors import SimError
+from lobra.costmodel import DeploymentPlan
+from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
+from lobra.policies.planners import PLANNERS, PlannerConfig
+from lobra.sim.errors import SimError
 
 
 @dataclass(frozen=True)

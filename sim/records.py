@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from costmodel import DeploymentPlan
-from policies.types import DispatchPlan
-from sim.replica import OpRecord
-from traces import Workload
+from lobra.costmodel import DeploymentPlan
+from lobra.policies.types import DispatchPlan
+from lobra.sim.replica import OpRecord
+from lobra.traces import Workload
 
 REPLICA_COLUMNS = [
     "step",

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import simpy
-
-from costmodel.pipeline import FORWARD_SHARE, pipeline_timeline, schedule, split_stages
+from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_timeline, schedule, split_stages
 
 
 @dataclass

@@ -12,21 +12,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
+from lobra.costmodel import CostModel, DeploymentPlan, ParallelConfig
+from lobra.costmodel.cost_model import P2P_LATENCY_S
+from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.planners import get_planner
+from lobra.policies.planners.base import workload_memory
+from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
+from lobra.sim.cluster import Cluster
+from lobra.sim.config import Policy, SimConfig
+from lobra.sim.errors import SimError
+from lobra.sim.records import Recorder, SimResult
+from lobra.sim.replica import Attempt, OpRecord, run_replica
+from lobra.sim.whatif import fixed_mbs_dispatch
+from lobra.traces import StepSampler, Workload
 from tqdm import tqdm
-
-from costmodel import CostModel, DeploymentPlan, ParallelConfig
-from costmodel.cost_model import P2P_LATENCY_S
-from policies.dispatchers import get_dispatcher
-from policies.planners import get_planner
-from policies.planners.base import workload_memory
-from policies.types import DispatchPlan, MicroBatchPlan, StepItem
-from sim.cluster import Cluster
-from sim.config import Policy, SimConfig
-from sim.errors import SimError
-from sim.records import Recorder, SimResult
-from sim.replica import Attempt, OpRecord, run_replica
-from sim.whatif import fixed_mbs_dispatch
-from traces import StepSampler, Workload
 
 
 @dataclass

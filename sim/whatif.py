@@ -8,11 +8,10 @@ arithmetic exactly, which is how the simulator's timeline is checked against the
 from __future__ import annotations
 
 import numpy as np
-
-from costmodel import CostModel, DeploymentPlan
-from policies.types import DispatchPlan, MicroBatchPlan, StepItem
-from sim.errors import SimError
-from traces import Task, TaskSpec, Trace, Workload
+from lobra.costmodel import CostModel, DeploymentPlan
+from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
+from lobra.sim.errors import SimError
+from lobra.traces import Task, TaskSpec, Trace, Workload
 
 
 def fixed_workload(spec: str, global_batch: int | None, steps: int) -> Workload:

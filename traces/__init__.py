@@ -4,12 +4,12 @@ Light on purpose: numpy, scipy, pandas and yaml only. The trace builder (dataset
 plots (matplotlib) are imported by their own modules, when used.
 """
 
-from traces.errors import TraceError
-from traces.sampler import SAMPLING_MODES, StepSampler
-from traces.scenario import SCENARIOS, Scenario, load_scenario, register_scenario, resolve_scenario
-from traces.synthetic import PAPER_DATASETS, SyntheticSpec, fit_synthetic, synthetic_trace
-from traces.tasks import Task, TaskSpec, Workload, load_workload, parse_workload
-from traces.trace import Trace, TraceStats, load_trace, shipped_traces
+from lobra.traces.errors import TraceError
+from lobra.traces.sampler import SAMPLING_MODES, StepSampler
+from lobra.traces.scenario import SCENARIOS, Scenario, load_scenario, register_scenario, resolve_scenario
+from lobra.traces.synthetic import PAPER_DATASETS, SyntheticSpec, fit_synthetic, synthetic_trace
+from lobra.traces.tasks import Task, TaskSpec, Workload, load_workload, parse_workload
+from lobra.traces.trace import Trace, TraceStats, load_trace, shipped_traces
 
 __all__ = [
     "PAPER_DATASETS",

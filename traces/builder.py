@@ -19,8 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-
-from traces.errors import TraceError
+from lobra.traces.errors import TraceError
 
 TEMPLATES = ("alpaca", "chat", "raw")
 ALPACA_PROMPT_INPUT = (

@@ -9,9 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from lobra.traces.trace import Trace  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from traces.trace import Trace  # noqa: E402
 
 
 def plot_length_histogram(trace: Trace, path: str | Path, bins: int = 60) -> None:

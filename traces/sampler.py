@@ -19,9 +19,8 @@ from collections.abc import Iterable
 from itertools import repeat
 
 import numpy as np
-
-from traces.errors import TraceError
-from traces.tasks import Workload
+from lobra.traces.errors import TraceError
+from lobra.traces.tasks import Workload
 
 SAMPLING_MODES = ("stratified", "iid")
 

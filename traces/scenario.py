@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.specs import GPUS, MODEL_CONFIGS
-from traces.errors import TraceError
-from traces.tasks import Workload, load_workload
+from lobra.costmodel.specs import GPUS, MODEL_CONFIGS
+from lobra.traces.errors import TraceError
+from lobra.traces.tasks import Workload, load_workload
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 

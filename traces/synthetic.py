@@ -28,10 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from lobra.traces.errors import TraceError
+from lobra.traces.trace import DATA_DIR, Trace, length_stats
 from scipy import special
-
-from traces.errors import TraceError
-from traces.trace import DATA_DIR, Trace, length_stats
 
 FITS_PATH = DATA_DIR / "synthetic_fits.json"
 DEFAULT_CAP = 16384

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-
-from traces.errors import TraceError
-from traces.synthetic import SyntheticSpec, synthetic_trace
-from traces.trace import Trace, TraceStats, length_stats, load_trace
+from lobra.traces.errors import TraceError
+from lobra.traces.synthetic import SyntheticSpec, synthetic_trace
+from lobra.traces.trace import Trace, TraceStats, length_stats, load_trace
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from traces.errors import TraceError
+from lobra.traces.errors import TraceError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 COLUMNS = ("sample_id", "prompt_tokens", "response_tokens", "total_tokens")

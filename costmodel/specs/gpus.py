@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from costmodel.errors import CostModelError
+from lobra.costmodel.errors import CostModelError
 
 
 @dataclass(frozen=True)

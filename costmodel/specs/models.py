@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from costmodel.errors import CostModelError
+from lobra.costmodel.errors import CostModelError
 
 _LLAMA2 = {"model_type": "llama", "vocab_size": 32000, "rms_norm_eps": 1e-5, "max_position_embeddings": 4096}
 _LLAMA3 = {

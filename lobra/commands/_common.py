@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from executor.records import atomic_write  # noqa: F401  (one implementation, re-exported)
+from lobra.executor.records import atomic_write  # noqa: F401  (one implementation, re-exported)
 
 
 def print_json(obj) -> None:

@@ -10,17 +10,17 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from costmodel import parse_plan
 from lobra.commands._common import atomic_write, print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
-from policies.dispatchers import DISPATCHERS, get_dispatcher
-from policies.evaluate import estimate_step
-from policies.planners import get_planner
-from policies.planners.base import workload_memory
-from policies.registry import PolicyError
-from policies.types import StepItem
-from traces import StepSampler, load_scenario
+from lobra.costmodel import parse_plan
+from lobra.policies.dispatchers import DISPATCHERS, get_dispatcher
+from lobra.policies.evaluate import estimate_step
+from lobra.policies.planners import get_planner
+from lobra.policies.planners.base import workload_memory
+from lobra.policies.registry import PolicyError
+from lobra.policies.types import StepItem
+from lobra.traces import StepSampler, load_scenario
 
 RESULTS = Path("bench/results")
 

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    from costmodel.calibrate import CalibrationGrid, calibrate
+    from lobra.costmodel.calibrate import CalibrationGrid, calibrate
 
     if args.target == "executor":
         return _calibrate_executor(args)
@@ -62,9 +62,9 @@ def cmd_calibrate(args) -> int:
 
 
 def _calibrate_executor(args) -> int:
-    from costmodel.calibrate import CalibrationGrid
-    from executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
-    from executor.errors import ExecutorError
+    from lobra.costmodel.calibrate import CalibrationGrid
+    from lobra.executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+    from lobra.executor.errors import ExecutorError
 
     if args.device != "cpu":
         raise ExecutorError("--target executor calibrates the CPU executor: use --device cpu")

@@ -8,14 +8,14 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
-from costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
-from costmodel.errors import CostModelError
-from costmodel.layer_time import holdout_split
-from costmodel.memory import DEFAULT_CAP_TOKENS
-from costmodel.profile import load_profile
-from costmodel.specs import load_gpu_spec, load_model_spec
 from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
+from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.layer_time import holdout_split
+from lobra.costmodel.memory import DEFAULT_CAP_TOKENS
+from lobra.costmodel.profile import load_profile
+from lobra.costmodel.specs import load_gpu_spec, load_model_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +83,7 @@ def cmd_fit(args) -> int:
     df = load_profile(args.profile)
     fit = fit_profile(df, source=args.profile)
     if args.plot:
-        from analysis.plots import plot_fit  # matplotlib only when asked
+        from lobra.analysis.plots import plot_fit  # matplotlib only when asked
 
         atomic_write(args.plot, lambda tmp: plot_fit(df, fit, tmp))
     atomic_write(args.out, fit.to_json)

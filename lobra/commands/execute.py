@@ -1,7 +1,7 @@
 """`lobra execute`: run a deployment plan for real (torch.distributed), driven by the simulator's dispatcher.
 
 Checks everything it can before launching (tasks, model, plan against the model and --nproc, checkpoints), so bad
-input fails with one line and writes nothing; then starts torchrun with --nproc local ranks (executor.launch).
+input fails with one line and writes nothing; then starts torchrun with --nproc local ranks (lobra.executor.launch).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from executor.config import ExecutorConfig, add_arguments
-from executor.errors import ExecutorError
+from lobra.executor.config import ExecutorConfig, add_arguments
+from lobra.executor.errors import ExecutorError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_execute(args) -> int:
-    from executor.launch import launch
-    from executor.resolve import resolve
+    from lobra.executor.launch import launch
+    from lobra.executor.resolve import resolve
 
     if args.nproc < 1:
         raise ExecutorError(f"--nproc must be a positive integer, got {args.nproc}")

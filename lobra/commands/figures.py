@@ -7,8 +7,8 @@ import time
 
 from tqdm import tqdm
 
-from analysis.figures import FigureSettings, make_all, progress_steps
-from analysis.sweep import SweepError
+from lobra.analysis.figures import FigureSettings, make_all, progress_steps
+from lobra.analysis.sweep import SweepError
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

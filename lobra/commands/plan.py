@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from costmodel import CostModel
 from lobra.commands._common import print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
-from policies.planners import PLANNERS, PlanResult, get_planner
+from lobra.costmodel import CostModel
+from lobra.policies.planners import PLANNERS, PlanResult, get_planner
 
 
 def add_cost_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from analysis.report import write_report
+from lobra.analysis.report import write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,9 +11,9 @@ import argparse
 import pandas as pd
 
 from lobra.commands._common import print_json, print_table
-from traces.scenario import SCENARIOS, Scenario, load_scenario, resolve_scenario
-from traces.synthetic import SyntheticSpec
-from traces.tasks import Task
+from lobra.traces.scenario import SCENARIOS, Scenario, load_scenario, resolve_scenario
+from lobra.traces.synthetic import SyntheticSpec
+from lobra.traces.tasks import Task
 
 
 def add_scenario_arguments(parser: argparse.ArgumentParser, positional: bool = True) -> None:

@@ -8,15 +8,15 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from costmodel import CostModel, parse_plan
 from lobra.commands._common import atomic_write, print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
-from policies.dispatchers import DISPATCHERS, DispatcherConfig
-from policies.planners import PLANNERS
-from sim import Failure, Policy, SimConfig, SimError, Simulator
-from sim.compare import POLICIES, compare, reductions
-from sim.whatif import fixed_workload
+from lobra.costmodel import CostModel, parse_plan
+from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
+from lobra.policies.planners import PLANNERS
+from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator
+from lobra.sim.compare import POLICIES, compare, reductions
+from lobra.sim.whatif import fixed_workload
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -164,7 +164,7 @@ def cmd_compare(args) -> int:
         )
     table = reductions(rows)
     if args.out:
-        from analysis.plots import plot_compare
+        from lobra.analysis.plots import plot_compare
 
         out = Path(args.out)
         df = pd.DataFrame(table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from analysis.sweep import (
+from lobra.analysis.sweep import (
     VARY_KEYS,
     RunSpec,
     SweepError,

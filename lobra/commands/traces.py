@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from lobra.commands._common import atomic_write, print_json, print_table
-from traces.trace import Trace, load_trace, shipped_traces
+from lobra.traces.trace import Trace, load_trace, shipped_traces
 
 _STAT_COLUMNS = ("count", "mean", "p50", "p90", "p99", "max", "skewness", "kurtosis")
 
@@ -71,7 +71,7 @@ def _show(trace: Trace, as_json: bool) -> None:
 def cmd_show(args) -> int:
     trace = load_trace(args.trace)
     if args.plot:
-        from traces.plot import plot_length_histogram  # matplotlib only when asked
+        from lobra.traces.plot import plot_length_histogram  # matplotlib only when asked
 
         atomic_write(args.plot, lambda tmp: plot_length_histogram(trace, tmp))
     _show(trace, args.json)
@@ -81,7 +81,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from traces.builder import build_trace_table  # datasets and transformers only for this command
+    from lobra.traces.builder import build_trace_table  # datasets and transformers only for this command
 
     table = build_trace_table(args.input, args.tokenizer, args.template)
     trace = Trace(

@@ -10,15 +10,14 @@ from __future__ import annotations
 import heapq
 
 import numpy as np
+from lobra.costmodel import DeploymentPlan
+from lobra.policies.costs import CostTable
+from lobra.policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
+from lobra.policies.dispatchers.loads import ReplicaLoads
+from lobra.policies.lp import split_lp
+from lobra.policies.quiet_milp import milp
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
-
-from costmodel import DeploymentPlan
-from policies.costs import CostTable
-from policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
-from policies.dispatchers.loads import ReplicaLoads
-from policies.lp import split_lp
-from policies.quiet_milp import milp
 
 MAX_MOVES = 2000
 # Stop once the incumbent is proven within 0.1% of the optimum: finer gaps cost seconds, not step time.

@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from costmodel import CostModel, DeploymentPlan
-from policies.bucketing import (
+from lobra.costmodel import CostModel, DeploymentPlan
+from lobra.policies.bucketing import (
     DEFAULT_NUM_BUCKETS,
     ROUND_TO,
     assign_buckets,
@@ -21,10 +20,10 @@ from policies.bucketing import (
     pow2_buckets,
     round_up,
 )
-from policies.costs import CostTable
-from policies.microbatch import packed_micro_batches, padded_micro_batches
-from policies.registry import PolicyError, Registry
-from policies.types import DispatchPlan, StepItem
+from lobra.policies.costs import CostTable
+from lobra.policies.microbatch import packed_micro_batches, padded_micro_batches
+from lobra.policies.registry import PolicyError, Registry
+from lobra.policies.types import DispatchPlan, StepItem
 
 BUCKETINGS = ("dp", "pow2")
 PLACEMENT_RATIO = 1.2

@@ -6,7 +6,7 @@ each replica (its largest micro-batch) is cached until that replica's assignment
 
 from __future__ import annotations
 
-from policies.costs import CostTable, LengthCost
+from lobra.policies.costs import CostTable, LengthCost
 
 
 class ReplicaLoads:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from costmodel import DeploymentPlan
-from policies.costs import CostTable
-from policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
-from policies.dispatchers.loads import ReplicaLoads
+from lobra.costmodel import DeploymentPlan
+from lobra.policies.costs import CostTable
+from lobra.policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher, holders
+from lobra.policies.dispatchers.loads import ReplicaLoads
 
 
 @DISPATCHERS.register("uniform")

@@ -1,7 +1,7 @@
 """Planners, registered by name: task-sequential, task-fused, lobra, lobra-plus, exhaustive."""
 
-from policies.planners import baselines, lobra  # noqa: F401  (registration)
-from policies.planners.base import (
+from lobra.policies.planners import baselines, lobra  # noqa: F401  (registration)
+from lobra.policies.planners.base import (
     PLANNERS,
     PlannerConfig,
     PlanResult,

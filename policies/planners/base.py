@@ -11,15 +11,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from costmodel import CostModel, DeploymentPlan, MemoryOptions
-from policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets
-from policies.costs import CostTable
-from policies.dispatchers import DispatcherConfig, get_dispatcher
-from policies.evaluate import estimate_step
-from policies.registry import PolicyError, Registry
-from policies.types import StepItem
-from traces import StepSampler, Workload
+from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions
+from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets
+from lobra.policies.costs import CostTable
+from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
+from lobra.policies.evaluate import estimate_step
+from lobra.policies.registry import PolicyError, Registry
+from lobra.policies.types import StepItem
+from lobra.traces import StepSampler, Workload
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from costmodel import CostModel, DeploymentPlan, MemoryOptions
-from policies.dispatchers import DispatcherConfig
-from policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
-from policies.registry import PolicyError
-from traces import Workload
+from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions
+from lobra.policies.dispatchers import DispatcherConfig
+from lobra.policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from lobra.policies.registry import PolicyError
+from lobra.traces import Workload
 
 POW2_UNIFORM = DispatcherConfig(bucketing="pow2")
 

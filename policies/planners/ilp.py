@@ -8,13 +8,12 @@ its 1F1B bubble u_j >= (pp - 1) x a full micro-batch's stage time of every bucke
 from __future__ import annotations
 
 import numpy as np
+from lobra.costmodel import DeploymentPlan
+from lobra.policies.costs import CostTable
+from lobra.policies.quiet_milp import milp
+from lobra.policies.registry import PolicyError
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
-
-from costmodel import DeploymentPlan
-from policies.costs import CostTable
-from policies.quiet_milp import milp
-from policies.registry import PolicyError
 
 
 def plan_makespan_ilp(

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
 
-from costmodel import CostModel, DeploymentPlan
-from policies.costs import CostTable
-from policies.dispatchers import DispatcherConfig
-from policies.lp import split_lp
-from policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
-from policies.planners.ilp import plan_makespan_ilp
-from policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
-from policies.registry import PolicyError
-from traces import Workload
+from lobra.costmodel import CostModel, DeploymentPlan
+from lobra.policies.costs import CostTable
+from lobra.policies.dispatchers import DispatcherConfig
+from lobra.policies.lp import split_lp
+from lobra.policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from lobra.policies.planners.ilp import plan_makespan_ilp
+from lobra.policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
+from lobra.policies.registry import PolicyError
+from lobra.traces import Workload
 
 EXHAUSTIVE_MAX_GPUS = 16
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from costmodel import DeploymentPlan, ParallelConfig
-from policies.costs import CostTable
+from lobra.costmodel import DeploymentPlan, ParallelConfig
+from lobra.policies.costs import CostTable
 
 
 def propose_configs(

@@ -3,10 +3,9 @@ import json
 import matplotlib.image
 import pandas as pd
 import pytest
-
-from analysis.figures import FIGURES, FigureSettings, make_all
-from analysis.paper import replica_sizes, sizes_str
-from analysis.studies import load_validation, swap_degrees
+from lobra.analysis.figures import FIGURES, FigureSettings, make_all
+from lobra.analysis.paper import replica_sizes, sizes_str
+from lobra.analysis.studies import load_validation, swap_degrees
 
 from .conftest import SMALL
 

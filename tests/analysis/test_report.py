@@ -3,9 +3,8 @@ import re
 import shutil
 
 import pandas as pd
-
-from analysis import paper
-from analysis.report import bucket_checks, headline_checks, planning_checks, scaling_checks
+from lobra.analysis import paper
+from lobra.analysis.report import bucket_checks, headline_checks, planning_checks, scaling_checks
 
 
 def _images(text: str) -> list[str]:

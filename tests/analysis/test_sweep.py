@@ -2,9 +2,8 @@ import json
 
 import pandas as pd
 import pytest
-
-from analysis.sweep import WALL_CLOCK_COLUMNS, RunSpec, expand_grid, parse_vary, run_sweep, select_tasks
-from traces import load_scenario, load_workload
+from lobra.analysis.sweep import WALL_CLOCK_COLUMNS, RunSpec, expand_grid, parse_vary, run_sweep, select_tasks
+from lobra.traces import load_scenario, load_workload
 
 GRID = "--model llama2-7b --gpu a100-40gb --steps 2"
 

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from analysis.validate import (
+from lobra.analysis.validate import (
     ValidateConfig,
     ValidationError,
     calibration,
@@ -19,8 +18,8 @@ from analysis.validate import (
     step_metrics,
     step_pairs,
 )
-from costmodel import CostModel, parse_plan
-from costmodel.host import HostModel
+from lobra.costmodel import CostModel, parse_plan
+from lobra.costmodel.host import HostModel
 
 
 def test_step_metrics_of_known_pairs():
@@ -150,7 +149,7 @@ def test_reused_calibration_is_the_shipped_one_without_a_cache(tmp_path):
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
     """A one-job executor calibration (tp=1, one rank, 9 shapes) where validate caches its own."""
-    from executor.calibrate import calibrate_executor
+    from lobra.executor.calibrate import calibrate_executor
 
     out = tmp_path_factory.mktemp("validate")
     calibrate_executor(
@@ -223,7 +222,7 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
 
 @pytest.mark.slow
 def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
-    from analysis.validate import validate
+    from lobra.analysis.validate import validate
 
     cfg = ValidateConfig(
         plans=("<1,1>x1",),
@@ -259,7 +258,7 @@ def test_calibration_measured_now_is_interleaved_with_the_real_runs(tmp_path):
 
 
 def test_calibration_jobs_measure_the_given_plans_as_themselves():
-    from executor.calibrate import calibration_jobs
+    from lobra.executor.calibrate import calibration_jobs
 
     jobs = calibration_jobs(3, (1, 2), ("<1,1>", "<2,1>"), plans=("<2,1>x1 <1,1>x1", "<1,2>x1 <1,1>x1"))
     by_plan = {j["plan"]: j for j in jobs}
@@ -281,7 +280,7 @@ def test_calibration_jobs_measure_the_given_plans_as_themselves():
 @pytest.mark.slow
 def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
     """The rank side: each config of <2,1>x1 <1,1>x1 runs its block alone in turn, then all ranks together."""
-    from executor.calibrate import CalibrationJobs
+    from lobra.executor.calibrate import CalibrationJobs
 
     jobs = CalibrationJobs(
         seq_lens=(16, 48, 96),
@@ -313,7 +312,7 @@ def test_a_mixed_plan_is_measured_as_itself_with_each_of_its_configs(tmp_path):
 
 def test_calibration_jobs_derive_host_effects(tmp_path):
     """From job results as the ranks write them (no job runs here)."""
-    from executor.calibrate import CalibrationJobs
+    from lobra.executor.calibrate import CalibrationJobs
 
     jobs = CalibrationJobs(max_ranks=2, seq_lens=(16, 48, 96), mbs=(1, 2, 4))
 
@@ -396,8 +395,8 @@ def test_a_failed_calibration_job_names_the_ranks_error_and_keeps_its_log(tmp_pa
     import re
     from pathlib import Path
 
-    from executor.calibrate import _run_job
-    from executor.errors import ExecutorError
+    from lobra.executor.calibrate import _run_job
+    from lobra.executor.errors import ExecutorError
 
     argv = [
         "--plan",
@@ -420,9 +419,9 @@ def test_a_failed_calibration_job_names_the_ranks_error_and_keeps_its_log(tmp_pa
 def test_each_round_of_runs_is_simulated_with_the_grid_rounds_around_it(tmp_path):
     """Grid rounds 1x, 3x and 4x as slow around two rounds of runs: the runs of round 0 see the mean of the first
     two (2x), those of round 1 the mean of the last two (3.5x); one round alone would give 1x and 3x."""
-    from analysis.validate import Calibration
-    from costmodel import MicroBatch
-    from executor.calibrate import CalibrationJobs
+    from lobra.analysis.validate import Calibration
+    from lobra.costmodel import MicroBatch
+    from lobra.executor.calibrate import CalibrationJobs
 
     jobs = CalibrationJobs(max_ranks=1, seq_lens=(16, 48, 96), mbs=(1, 2, 4))
     jobs.results = [

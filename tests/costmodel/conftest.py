@@ -1,6 +1,5 @@
 import pytest
-
-from costmodel.profile import load_profile, shipped_path
+from lobra.costmodel.profile import load_profile, shipped_path
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
-
-from costmodel import load_gpu_spec, load_model_spec
-from costmodel.analytical import AnalyticalLayerTime, Efficiency, calibrate_efficiency, reference_efficiency
+from lobra.costmodel import load_gpu_spec, load_model_spec
+from lobra.costmodel.analytical import (
+    AnalyticalLayerTime,
+    Efficiency,
+    calibrate_efficiency,
+    reference_efficiency,
+)
 
 LLAMA7B = load_model_spec("llama2-7b")
 

@@ -2,11 +2,10 @@ import json
 
 import pandas as pd
 import pytest
-
-from costmodel import CostModel, load_gpu_spec
-from costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
-from costmodel.errors import CostModelError
-from costmodel.specs import load_model_spec
+from lobra.costmodel import CostModel, load_gpu_spec
+from lobra.costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.specs import load_model_spec
 
 
 def test_calibration_writes_profile_fit_and_spec(tmp_path):

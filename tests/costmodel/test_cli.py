@@ -4,8 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from costmodel.profile import shipped_path
+from lobra.costmodel.profile import shipped_path
 
 A100 = str(shipped_path("llama2_7b_a100_40gb_layer_time.csv"))
 
@@ -153,8 +152,8 @@ def test_console_script_exit_status():
 def test_calibrate_the_executor_on_a_small_grid(tmp_path, cli):
     """`lobra calibrate --target executor` end to end on 3 ranks and a 9-point grid: the profile, its fit and the host
     model, with a <1,2> pipeline's stages weighed against a <1,1> rank beside it."""
-    from costmodel.host import HostModel
-    from costmodel.profile import load_profile
+    from lobra.costmodel.host import HostModel
+    from lobra.costmodel.profile import load_profile
 
     out = tmp_path / "cal"
     argv = ["calibrate", "--device", "cpu", "--target", "executor", "--max-ranks", "3"]

@@ -1,10 +1,9 @@
 import json
 
 import pytest
-
-from costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig, parse_plan
-from costmodel.errors import CostModelError
-from costmodel.host import HostCostModel, HostModel, shipped_host
+from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig, parse_plan
+from lobra.costmodel.errors import CostModelError
+from lobra.costmodel.host import HostCostModel, HostModel, shipped_host
 
 # t(b, s) = b ms per layer: a micro-batch of b sequences costs 2 b ms on the tiny model's 2 layers
 FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
@@ -121,7 +120,7 @@ def test_only_measured_tp_degrees_pay_for_new_shapes_and_contention_scales_it():
 def test_measured_stage_weights_shape_the_pipeline_and_its_pace(tmp_path):
     """The last stage of <1,2> measured at 1.5x its even share: on M equal micro-batches 1F1B then takes stage 0's
     first forward and last backward around M of the last stage's (a + M b), not the even share's (M + 1) x."""
-    from policies.costs import CostTable
+    from lobra.policies.costs import CostTable
 
     host = HostModel(
         cores=2,

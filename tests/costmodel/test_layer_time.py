@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from costmodel import CostModelError, LayerTimeFit, fit_profile
-from costmodel.layer_time import holdout_split
-from costmodel.profile import load_profile
+from lobra.costmodel import CostModelError, LayerTimeFit, fit_profile
+from lobra.costmodel.layer_time import holdout_split
+from lobra.costmodel.profile import load_profile
 
 COEFFS = (1e-6, 2e-7, 3e-3, 1e-3, 0.05, 0.5)
 

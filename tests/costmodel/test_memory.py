@@ -1,9 +1,13 @@
 import pandas as pd
 import pytest
-
-from costmodel import MemoryOptions, ParallelConfig, load_gpu_spec, load_model_spec, max_tokens
-from costmodel.memory import activation_bytes_per_token_layer, feasible_configs, peak_memory, stage_memory
-from costmodel.profile import shipped_path
+from lobra.costmodel import MemoryOptions, ParallelConfig, load_gpu_spec, load_model_spec, max_tokens
+from lobra.costmodel.memory import (
+    activation_bytes_per_token_layer,
+    feasible_configs,
+    peak_memory,
+    stage_memory,
+)
+from lobra.costmodel.profile import shipped_path
 
 LLAMA7B, A100 = load_model_spec("llama2-7b"), load_gpu_spec("a100-40gb")
 

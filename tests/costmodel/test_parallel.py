@@ -1,6 +1,5 @@
 import pytest
-
-from costmodel import CostModelError, DeploymentPlan, ParallelConfig, parse_plan
+from lobra.costmodel import CostModelError, DeploymentPlan, ParallelConfig, parse_plan
 
 
 def test_config_counts_gpus_and_prints():

@@ -1,8 +1,7 @@
 import pytest
-
-from costmodel import CostModel, CostModelError, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig
-from costmodel.pipeline import pipeline_makespan, schedule
-from costmodel.replica_time import ring_allreduce_s
+from lobra.costmodel import CostModel, CostModelError, LayerTimeFit, MemoryOptions, MicroBatch, ParallelConfig
+from lobra.costmodel.pipeline import pipeline_makespan, schedule
+from lobra.costmodel.replica_time import ring_allreduce_s
 
 # t(b, s) = 0.001 b s + 1  (ms per layer)
 FIT = LayerTimeFit({1: (0, 0, 1e-3, 0, 0, 1.0), 2: (0, 0, 0.5e-3, 0, 0, 1.0)})

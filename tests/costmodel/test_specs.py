@@ -1,9 +1,8 @@
 import json
 
 import pytest
-
-from costmodel import CostModelError, load_gpu_spec, load_model_spec
-from costmodel.specs import GPUS, MODEL_CONFIGS
+from lobra.costmodel import CostModelError, load_gpu_spec, load_model_spec
+from lobra.costmodel.specs import GPUS, MODEL_CONFIGS
 
 REQUIRED_MODELS = [
     "llama2-7b",

@@ -12,9 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from executor.config import ExecutorConfig
-from executor.launch import launch
+from lobra.executor.config import ExecutorConfig
+from lobra.executor.launch import launch
 
 HERE = Path(__file__).resolve().parent
 TASKS = HERE / "data" / "tasks3.yaml"
@@ -34,7 +33,7 @@ def run_job(out: Path, plan: str, nproc: int, steps: int, expect_ok: bool = True
     out.parent.mkdir(parents=True, exist_ok=True)
     if nproc == 1 and not options.get("fail_at_step"):
         # One rank needs no torchrun: the per-rank entry point runs on its own.
-        cmd = [sys.executable, "-m", "executor.launch", *cfg.to_argv()]
+        cmd = [sys.executable, "-m", "lobra.executor.launch", *cfg.to_argv()]
         with open(log, "w") as sink:
             rc = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT, cwd=HERE.parents[1]).returncode
     else:

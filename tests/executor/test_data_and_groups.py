@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from costmodel import CostModel, MemoryOptions, load_model_spec, parse_plan
-from executor.data import (
+from lobra.costmodel import CostModel, MemoryOptions, load_model_spec, parse_plan
+from lobra.executor.data import (
     IGNORE_INDEX,
     DatasetTokens,
     SyntheticTokens,
@@ -18,11 +17,11 @@ from executor.data import (
     step_keys,
     target_counts,
 )
-from executor.errors import ExecutorError
-from executor.groups import placements
-from executor.parallel import stage_layers
-from policies.dispatchers import get_dispatcher
-from policies.types import StepItem
+from lobra.executor.errors import ExecutorError
+from lobra.executor.groups import placements
+from lobra.executor.parallel import stage_layers
+from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.types import StepItem
 
 
 def test_ranks_fill_replicas_in_plan_order():

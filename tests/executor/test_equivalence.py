@@ -6,13 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from lobra.costmodel import load_model_spec
+from lobra.executor.data import SyntheticTokens
+from lobra.executor.model import build_base_model, lora_init
+from lobra.executor.peft_io import load_adapter_tensors
+from lobra.traces import StepSampler, Workload, load_workload
 from safetensors.torch import load_file
-
-from costmodel import load_model_spec
-from executor.data import SyntheticTokens
-from executor.model import build_base_model, lora_init
-from executor.peft_io import load_adapter_tensors
-from traces import StepSampler, Workload, load_workload
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 SPEC = load_model_spec("tiny")

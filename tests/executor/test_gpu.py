@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-
-from executor.peft_io import load_adapter_tensors
+from lobra.executor.peft_io import load_adapter_tensors
 
 pytestmark = [
     pytest.mark.gpu,

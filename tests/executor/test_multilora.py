@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from costmodel import load_model_spec
-from executor.model import AdapterSpec, Stage, build_base_model, inject_lora, lora_modules, peft_key
-from executor.multilora import LoraBatch, MultiLoraLinear
+from lobra.costmodel import load_model_spec
+from lobra.executor.model import AdapterSpec, Stage, build_base_model, inject_lora, lora_modules, peft_key
+from lobra.executor.multilora import LoraBatch, MultiLoraLinear
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 SPEC = load_model_spec("tiny")

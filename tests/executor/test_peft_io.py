@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
-
-from costmodel import load_model_spec
-from executor.model import AdapterSpec, Stage, build_base_model, inject_lora
-from executor.peft_io import load_adapter_tensors, set_adapter
-from traces import load_workload
+from lobra.costmodel import load_model_spec
+from lobra.executor.model import AdapterSpec, Stage, build_base_model, inject_lora
+from lobra.executor.peft_io import load_adapter_tensors, set_adapter
+from lobra.traces import load_workload
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 SPEC = load_model_spec("tiny")

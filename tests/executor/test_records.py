@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from executor.config import ExecutorConfig
-from executor.records import COLUMNS
-from executor.resolve import resolve
-from policies.dispatchers import get_dispatcher
-from policies.types import StepItem
-from traces import StepSampler
+from lobra.executor.config import ExecutorConfig
+from lobra.executor.records import COLUMNS
+from lobra.executor.resolve import resolve
+from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.types import StepItem
+from lobra.traces import StepSampler
 
 
 def test_tables_have_the_simulator_schema(joint_run, ex):

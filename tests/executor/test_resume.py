@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from executor.checkpoint import checkpoint_dirs
-from executor.peft_io import load_adapter_tensors
+from lobra.executor.checkpoint import checkpoint_dirs
+from lobra.executor.peft_io import load_adapter_tensors
 
 
 @pytest.mark.slow

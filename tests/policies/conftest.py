@@ -1,6 +1,5 @@
 import pytest
-
-from costmodel import CostModel, MemoryOptions
+from lobra.costmodel import CostModel, MemoryOptions
 
 
 @pytest.fixture(scope="session")

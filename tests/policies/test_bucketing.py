@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from policies.bucketing import assign_buckets, dp_buckets, padded_tokens, pow2_buckets, round_up
-from policies.registry import PolicyError
+from lobra.policies.bucketing import assign_buckets, dp_buckets, padded_tokens, pow2_buckets, round_up
+from lobra.policies.registry import PolicyError
 
 
 def brute_force(lengths, max_buckets):

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from costmodel import parse_plan
-from policies.dispatchers import get_dispatcher
-from policies.evaluate import estimate_step
-from policies.registry import PolicyError
-from policies.types import StepItem
+from lobra.costmodel import parse_plan
+from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.evaluate import estimate_step
+from lobra.policies.registry import PolicyError
+from lobra.policies.types import StepItem
 
 NAMES = ["uniform", "length", "balanced", "balanced-ilp"]
 PAPER_PLAN = parse_plan("<1,1>x6 <2,1>x1 <8,1>x1")

@@ -1,4 +1,4 @@
-from policies.microbatch import packed_micro_batches, padded_micro_batches
+from lobra.policies.microbatch import packed_micro_batches, padded_micro_batches
 
 
 def test_padded_full_micro_batches_then_remainder_largest_first():

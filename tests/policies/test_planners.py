@@ -1,10 +1,9 @@
 import pytest
-
-from costmodel import CostModel, MemoryOptions, ParallelConfig
-from policies.planners import get_planner
-from policies.planners.search import enumerate_plans
-from policies.registry import PolicyError
-from traces import load_scenario, parse_workload
+from lobra.costmodel import CostModel, MemoryOptions, ParallelConfig
+from lobra.policies.planners import get_planner
+from lobra.policies.planners.search import enumerate_plans
+from lobra.policies.registry import PolicyError
+from lobra.traces import load_scenario, parse_workload
 
 SMALL = {
     "tasks": [

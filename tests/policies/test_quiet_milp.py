@@ -1,10 +1,9 @@
 import os
 
 import numpy as np
+from lobra.policies.quiet_milp import _stdout_to_devnull, milp
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.optimize import milp as scipy_milp
-
-from policies.quiet_milp import _stdout_to_devnull, milp
 
 
 def test_c_level_writes_during_a_solve_stay_off_stdout_and_stdout_comes_back(capfd):

@@ -1,8 +1,7 @@
 import pytest
-
-from policies.dispatchers import DISPATCHERS
-from policies.planners import PLANNERS
-from policies.registry import PolicyError, Registry
+from lobra.policies.dispatchers import DISPATCHERS
+from lobra.policies.planners import PLANNERS
+from lobra.policies.registry import PolicyError, Registry
 
 
 def test_known_policies_are_registered():

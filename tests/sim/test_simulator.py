@@ -5,11 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from costmodel import CostModel, parse_plan
-from policies.dispatchers import DispatcherConfig
-from sim import Cluster, Failure, Policy, SimConfig, SimError, Simulator
-from traces import StepSampler, load_scenario, parse_workload
+from lobra.costmodel import CostModel, parse_plan
+from lobra.policies.dispatchers import DispatcherConfig
+from lobra.sim import Cluster, Failure, Policy, SimConfig, SimError, Simulator
+from lobra.traces import StepSampler, load_scenario, parse_workload
 
 REAL = load_scenario("real-7b")
 COST = CostModel.build("llama2-7b", "a100-40gb")
@@ -157,9 +156,9 @@ def test_task_sequential_runs_the_tasks_one_after_another():
 def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
     """With every sequence of one length, every step runs the same micro-batches: only the first step meets new
     shapes, and only the tensor-parallel replica (the one with a new-shape cost) pays for them."""
-    from costmodel import LayerTimeFit
-    from costmodel.host import HostCostModel, HostModel
-    from sim.whatif import fixed_workload
+    from lobra.costmodel import LayerTimeFit
+    from lobra.costmodel.host import HostCostModel, HostModel
+    from lobra.sim.whatif import fixed_workload
 
     fit = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
     base = CostModel.build("tiny", "cpu", fit=fit)

@@ -1,11 +1,10 @@
 """Exact timelines on tiny hand-computed scenarios (SimPy's own test style: [(t, event), ...] == [...])."""
 
 import pytest
-
-from costmodel import CostModel, LayerTimeFit, parse_plan
-from costmodel.cost_model import P2P_LATENCY_S
-from sim import Policy, SimConfig, Simulator
-from sim.whatif import fixed_workload
+from lobra.costmodel import CostModel, LayerTimeFit, parse_plan
+from lobra.costmodel.cost_model import P2P_LATENCY_S
+from lobra.sim import Policy, SimConfig, Simulator
+from lobra.sim.whatif import fixed_workload
 
 # t(b, s) = b ms per layer whatever the length; the tiny model has 2 layers and hidden size 64
 FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
@@ -80,7 +79,7 @@ def test_closed_form_and_events_agree(plan):
 )
 def test_what_if_mode_reproduces_the_cost_model_exactly(plan, seq_len, mbs):
     """A single replica, fixed lengths: the simulated step is the cost model's replica time."""
-    from costmodel import MicroBatch
+    from lobra.costmodel import MicroBatch
 
     cost = CostModel.build("llama2-7b", "a100-40gb")
     deployment = parse_plan(plan)
@@ -97,8 +96,8 @@ def test_what_if_mode_reproduces_the_cost_model_exactly(plan, seq_len, mbs):
 def test_measured_stage_weights_reach_the_simulated_pipeline(pipeline):
     """A host model whose <1,2> last stage runs 1.5x its even share: the simulated step is the cost model's replica
     time with those weights, in both pipeline modes (and slower than the even share's)."""
-    from costmodel import MicroBatch
-    from costmodel.host import HostCostModel, HostModel
+    from lobra.costmodel import MicroBatch
+    from lobra.costmodel.host import HostCostModel, HostModel
 
     host = HostModel(
         cores=2,

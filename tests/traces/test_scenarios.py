@@ -3,11 +3,10 @@
 import time
 
 import pytest
-
-from costmodel.specs import GPUS, MODEL_CONFIGS
-from traces import SCENARIOS, Scenario, TraceError, load_scenario, register_scenario, resolve_scenario
-from traces.scenario import ScenarioDef, _scenario_workload
-from traces.synthetic import cached_fits
+from lobra.costmodel.specs import GPUS, MODEL_CONFIGS
+from lobra.traces import SCENARIOS, Scenario, TraceError, load_scenario, register_scenario, resolve_scenario
+from lobra.traces.scenario import ScenarioDef, _scenario_workload
+from lobra.traces.synthetic import cached_fits
 
 EXPECTED = {
     "paper-7b": ("llama2-7b", "a100-40gb", 16, 6),

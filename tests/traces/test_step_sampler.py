@@ -4,8 +4,7 @@ import time
 
 import numpy as np
 import pytest
-
-from traces import StepSampler, TraceError, load_scenario, parse_workload
+from lobra.traces import StepSampler, TraceError, load_scenario, parse_workload
 
 
 def _workload(tmp_path, **task):

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from traces import PAPER_DATASETS, SyntheticSpec, TraceError, fit_synthetic, synthetic_trace
-from traces.synthetic import cached_fits, synthetic_lengths
-from traces.trace import length_stats
+from lobra.traces import PAPER_DATASETS, SyntheticSpec, TraceError, fit_synthetic, synthetic_trace
+from lobra.traces.synthetic import cached_fits, synthetic_lengths
+from lobra.traces.trace import length_stats
 
 BENCH_CSV = Path(__file__).resolve().parents[2] / "bench" / "results" / "synthetic_traces.csv"
 

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from traces import PAPER_DATASETS, SyntheticSpec, TaskSpec, TraceError, load_workload
-from traces.scenario import SCENARIO_DIR
-from traces.tasks import DEFAULT_STEPS, DEFAULT_TARGETS
+from lobra.traces import PAPER_DATASETS, SyntheticSpec, TaskSpec, TraceError, load_workload
+from lobra.traces.scenario import SCENARIO_DIR
+from lobra.traces.tasks import DEFAULT_STEPS, DEFAULT_TARGETS
 
 
 def _write(tmp_path: Path, text: str, name: str = "tasks.yaml") -> Path:

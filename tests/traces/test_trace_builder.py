@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 import pytest
+from lobra.traces import load_trace
+from lobra.traces.builder import ALPACA_PROMPT, ALPACA_PROMPT_INPUT, render
 
 from lobra.cli import main
-from traces import load_trace
-from traces.builder import ALPACA_PROMPT, ALPACA_PROMPT_INPUT, render
 
 CORPUS = [
     "Below is an instruction that describes a task. Write a response that completes the request.",

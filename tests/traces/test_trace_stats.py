@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from traces import Trace, TraceError, load_trace, shipped_traces
-from traces.trace import DATA_DIR
+from lobra.traces import Trace, TraceError, load_trace, shipped_traces
+from lobra.traces.trace import DATA_DIR
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
 

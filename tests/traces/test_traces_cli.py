@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from lobra.traces import shipped_traces
 
 from lobra.cli import COMMANDS, main
-from traces import shipped_traces
 
 
 def _json(argv, capsys):
@@ -93,7 +93,8 @@ def test_scenarios_show(tmp_path, capsys):
 
 def test_import_traces_loads_no_heavy_dependency():
     code = (
-        "import sys, traces, traces.sampler, traces.scenario, traces.synthetic, traces.tasks, traces.trace; "
+        "import sys, lobra.traces, lobra.traces.sampler, lobra.traces.scenario, lobra.traces.synthetic, "
+        "lobra.traces.tasks, lobra.traces.trace; "
         "heavy = ('torch', 'simpy', 'transformers', 'datasets', 'matplotlib'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
