@@ -153,7 +153,7 @@ class Calibration:
     def finish(self, out: Path) -> None:
         from functools import partial
 
-        from lobra.executor.records import atomic_write
+        from lobra.io import atomic_write
 
         if self.jobs is not None and self.jobs.rounds > 1:
             written = self.jobs.write(out)
@@ -392,7 +392,7 @@ class Validation:
     def write(self, out: str | Path) -> list[Path]:
         """pairs.csv (every step pair, warm-up ones flagged), runs.csv (every single real run's steps), plans.csv
         and validation.json: each whole or not."""
-        from lobra.executor.records import atomic_write
+        from lobra.io import atomic_write
 
         out = Path(out)
         plans = pd.DataFrame([asdict(p) for p in self.per_plan])

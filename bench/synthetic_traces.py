@@ -29,7 +29,7 @@ from lobra.traces.synthetic import (
 )
 from lobra.traces.trace import length_stats
 
-from lobra.commands._common import atomic_write
+from lobra.io import atomic_write
 
 RESULTS = Path(__file__).resolve().parent / "results" / "synthetic_traces.csv"
 MEAN_TOL, SKEW_TOL = 0.02, 0.10

@@ -64,7 +64,8 @@ from lobra.costmodel.host import INDEPENDENT, HostModel
 from lobra.costmodel.specs import load_model_spec
 from lobra.executor.errors import ExecutorError
 from lobra.executor.launch import exit_now, free_port
-from lobra.executor.records import atomic_write
+
+from lobra.io import atomic_write
 
 DEFAULT_SEQ_LENS = (32, 64, 128, 256, 384, 512, 768, 1024)
 DEFAULT_MBS = (1, 2, 4, 8)

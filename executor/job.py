@@ -25,13 +25,15 @@ from lobra.executor.groups import build_groups, placements
 from lobra.executor.model import TORCH_DTYPES, AdapterSpec, Stage, build_base_model, inject_lora
 from lobra.executor.parallel import apply_pp, apply_tp
 from lobra.executor.peft_io import save_adapter
-from lobra.executor.records import Records, atomic_write
+from lobra.executor.records import Records
 from lobra.executor.resolve import ResolvedRun
 from lobra.executor.step import Runtime, StepResult, train_step
 from lobra.executor.sync import FlatLayout, LoraState
 from lobra.policies.dispatchers import get_dispatcher
 from lobra.policies.types import StepItem
 from lobra.traces import StepSampler
+
+from lobra.io import atomic_write
 
 
 def build_runtime(run: ResolvedRun, rank: int, device: torch.device) -> Runtime:

@@ -13,11 +13,11 @@ Parquet, whole or not at all.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from lobra.io import atomic_write
 
 COLUMNS = {
     "replicas": ("step", "replica", "config", "busy_s", "idle_s", "tokens", "padded_tokens", "micro_batches"),
@@ -106,18 +106,3 @@ class Records:
                 df = pd.read_csv(path, dtype={"task": str, "config": str})
                 tables[name] = df.to_dict("records")
         return cls(tables)
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """write(tmp) beside the target, then rename into place: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

@@ -7,8 +7,6 @@ import sys
 
 import pandas as pd
 
-from lobra.executor.records import atomic_write  # noqa: F401  (one implementation, re-exported)
-
 
 def print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2)

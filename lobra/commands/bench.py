@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands._common import print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import parse_plan
+from lobra.io import atomic_write
 from lobra.policies.dispatchers import DISPATCHERS, get_dispatcher
 from lobra.policies.evaluate import estimate_step
 from lobra.policies.planners import get_planner

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands._common import print_json, print_table
 from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
 from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
 from lobra.costmodel.errors import CostModelError
@@ -16,6 +16,7 @@ from lobra.costmodel.layer_time import holdout_split
 from lobra.costmodel.memory import DEFAULT_CAP_TOKENS
 from lobra.costmodel.profile import load_profile
 from lobra.costmodel.specs import load_gpu_spec, load_model_spec
+from lobra.io import atomic_write
 
 
 def register(sub: argparse._SubParsersAction) -> None:

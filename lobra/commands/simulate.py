@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands._common import print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel, parse_plan
+from lobra.io import atomic_write
 from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
 from lobra.policies.planners import PLANNERS
 from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator

@@ -17,8 +17,9 @@ from lobra.analysis.sweep import (
     progress_total,
     run_sweep,
 )
-from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands._common import print_json, print_table
 from lobra.commands.scenarios import add_scenario_arguments
+from lobra.io import atomic_write
 
 SHOWN = [
     "policy",

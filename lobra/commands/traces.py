@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lobra.commands._common import atomic_write, print_json, print_table
+from lobra.commands._common import print_json, print_table
+from lobra.io import atomic_write
 from lobra.traces.trace import Trace, load_trace, shipped_traces
 
 _STAT_COLUMNS = ("count", "mean", "p50", "p90", "p99", "max", "skewness", "kurtosis")
