@@ -1,33 +1,24 @@
 """What a simulation leaves behind: per-step and per-replica records (pandas), tenants' completion times, events,
 a Chrome/Perfetto trace of the timeline, and a summary.
 
-The per-replica columns are the executor's too (step, replica, config, busy_s, idle_s, tokens, padded_tokens,
-micro_batches), so simulated and real runs compare column for column.
+The replica and step tables follow the record schema shared with the executor (lobra.policies.records); the
+simulator adds each row's attempt (a failure retries a step) and GPU count, and more step columns.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from lobra.costmodel import DeploymentPlan
+from lobra.policies.records import REPLICA_COLUMNS, replica_row
 from lobra.policies.types import DispatchPlan
 from lobra.sim.replica import OpRecord
 from lobra.traces import Workload
 
-REPLICA_COLUMNS = [
-    "step",
-    "replica",
-    "config",
-    "busy_s",
-    "idle_s",
-    "tokens",
-    "padded_tokens",
-    "micro_batches",
-]
+from lobra.io import write_json, write_table
 
 
 @dataclass
@@ -42,15 +33,11 @@ class SimResult:
     def write(self, out: str | Path) -> list[Path]:
         """Parquet and CSV of every table, the summary as JSON, the timeline as a Chrome trace."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
         written = []
         for name in ("steps", "replicas", "tasks", "events"):
-            df = getattr(self, name)
-            df.to_csv(out / f"{name}.csv", index=False)
-            df.to_parquet(out / f"{name}.parquet", index=False)
-            written += [out / f"{name}.csv", out / f"{name}.parquet"]
-        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
-        (out / "trace.json").write_text(json.dumps({"traceEvents": self.trace_events}) + "\n")
+            written += write_table(getattr(self, name), out / name)
+        write_json(out / "summary.json", self.summary)
+        write_json(out / "trace.json", {"traceEvents": self.trace_events}, indent=None)
         return written + [out / "summary.json", out / "trace.json"]
 
 
@@ -92,23 +79,9 @@ class Recorder:
         real = padded = 0
         for r, (config, mbs) in enumerate(zip(plan.replicas, dispatch.micro_batches, strict=True)):
             busy = finish.get(r, start) - start
-            tokens = sum(mb.real_tokens for mb in mbs)
-            pad = sum(mb.tokens for mb in mbs)
-            real, padded = real + tokens, padded + pad
-            self._replicas.append(
-                {
-                    "step": step,
-                    "attempt": attempt,
-                    "replica": r,
-                    "config": str(config),
-                    "gpus": config.num_gpus,
-                    "busy_s": busy,
-                    "idle_s": (end - start) - busy,
-                    "tokens": tokens,
-                    "padded_tokens": pad,
-                    "micro_batches": len(mbs),
-                }
-            )
+            row = replica_row(step, r, config, mbs, busy, (end - start) - busy)
+            real, padded = real + row["tokens"], padded + row["padded_tokens"]
+            self._replicas.append(row | {"attempt": attempt, "gpus": config.num_gpus})
         key = (step, attempt)
         self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + (end - start) * plan.num_gpus
         r0, p0 = self._phase_tokens.get(key, (0, 0))
