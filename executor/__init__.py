@@ -1,4 +1,4 @@
-"""executor: runs a deployment plan for real with torch.distributed (see ../shared/DESIGN.md).
+"""executor: runs a deployment plan for real with torch.distributed.
 
 One process per GPU (or CPU rank); ranks are grouped into replicas in plan.replicas order; TP inside a replica with
 torch.distributed.tensor.parallel, PP by hand-made stages with a 1F1B schedule; every task's LoRA adapter is trained

@@ -1,4 +1,4 @@
-"""Length traces, synthetic traces, task files, scenarios and the per-step sampler (see ../shared/DESIGN.md).
+"""Length traces, synthetic traces, task files, scenarios and the per-step sampler.
 
 Light on purpose: numpy, scipy, pandas and yaml only. The trace builder (datasets, transformers) and the
 plots (matplotlib) are imported by their own modules, when used.

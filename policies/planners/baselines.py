@@ -1,4 +1,5 @@
-"""The paper's baselines: Task-Fused and Task-Sequential (DESIGN.md, Planning)."""
+"""The paper's baselines: Task-Fused (homogeneous replicas sized for the longest sequence) and Task-Sequential (each
+task alone on its own best homogeneous plan, one after another)."""
 
 from __future__ import annotations
 
