@@ -21,7 +21,7 @@ SHIPPED_MAX_TOKENS: dict[tuple[str, str], str] = {
 
 
 def shipped_path(filename: str) -> Path:
-    return Path(str(resources.files("costmodel") / "profiles" / filename))
+    return Path(str(resources.files("lobra.costmodel") / "profiles" / filename))
 
 
 def shipped_profile(model: str, gpu: str) -> Path | None:
