@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lobra.calibration.layer import CalibrationGrid, LayerBench, calibrate
 from lobra.costmodel.specs import load_model_spec
+
 from lobra.io import write_json
 
 UNMEASURED = [(320, 3), (640, 3), (1280, 2), (1792, 1), (896, 6)]

@@ -20,7 +20,9 @@ from lobra.executor.errors import ExecutorError
 PROFILE_COLUMNS = ["tp", "seq_len", "mbs", "time", "time_min"]
 
 
-def pooled_profile(results: Iterable[JobResult], num_layers: int, rounds: set[int] | None = None) -> pd.DataFrame:
+def pooled_profile(
+    results: Iterable[JobResult], num_layers: int, rounds: set[int] | None = None
+) -> pd.DataFrame:
     """Per shape, the mean and the minimum of every round's samples (or of these rounds'), per layer (the profile's
     unit: the fitted cost model gives back the whole micro-batch as layer time x layers / pp)."""
     pooled: dict[tuple[int, int, int], list[float]] = {}

@@ -39,6 +39,7 @@ from pathlib import Path
 from lobra.costmodel import DeploymentPlan, Overheads, ParallelConfig, parse_plan
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.profile import shipped_path
+
 from lobra.io import write_text
 
 # Shipped host models by (model, gpu), beside the shipped profiles (costmodel/profiles/SOURCES.md says where from).
@@ -57,7 +58,9 @@ class HostModel:
     without its own table contends like independent ranks (<1,1>)."""
 
     cores: int
-    contention: dict[str, dict[int, float]]  # "<tp,pp>" -> {R: this replica's compute with R ranks busy / alone}
+    contention: dict[
+        str, dict[int, float]
+    ]  # "<tp,pp>" -> {R: this replica's compute with R ranks busy / alone}
     sync_s: dict[int, float]
     optimizer_s: dict[int, float]
     source: str = ""
@@ -69,7 +72,9 @@ class HostModel:
         if not isinstance(self.cores, int) or self.cores < 1:
             raise CostModelError(f"host model: cores must be a positive integer, got {self.cores!r}")
         if INDEPENDENT not in self.contention:
-            raise CostModelError(f"host model: contention needs a table for {INDEPENDENT} (independent ranks)")
+            raise CostModelError(
+                f"host model: contention needs a table for {INDEPENDENT} (independent ranks)"
+            )
         tables = {f"contention {c}": t for c, t in self.contention.items()}
         tables |= {"sync_s": self.sync_s, "optimizer_s": self.optimizer_s}
         if self.first_run_s:
@@ -169,7 +174,10 @@ class HostModel:
                     for p, t in payload.get("plans", {}).items()
                 },
                 table(payload.get("first_run_s", payload.get("new_shape_s", {}))),
-                {_config(c): tuple(float(w) for w in ws) for c, ws in payload.get("stage_weights", {}).items()},
+                {
+                    _config(c): tuple(float(w) for w in ws)
+                    for c, ws in payload.get("stage_weights", {}).items()
+                },
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, CostModelError) as err:
             raise CostModelError(f"host model {str(path)!r} is malformed: {err!r}") from None

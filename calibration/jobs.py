@@ -67,7 +67,9 @@ class ExecutorCalibration:
 def grid_points(seq_lens, mbs, max_tokens: int = MAX_MB_TOKENS) -> list[tuple[int, int]]:
     points = [(s, b) for s in seq_lens for b in mbs if s * b <= max_tokens]
     if len(points) < 6:
-        raise ExecutorError(f"the calibration grid has {len(points)} points under {max_tokens} tokens; need 6")
+        raise ExecutorError(
+            f"the calibration grid has {len(points)} points under {max_tokens} tokens; need 6"
+        )
     return points
 
 
@@ -138,7 +140,9 @@ class CalibrationJobs:
 
         if repeats < 1:
             raise ExecutorError(f"--repeats must be at least 1, got {repeats}")
-        jobs = calibration_jobs(self.max_ranks, self.tps, *((self.host_configs, self.plans) if host else ((), ())))
+        jobs = calibration_jobs(
+            self.max_ranks, self.tps, *((self.host_configs, self.plans) if host else ((), ()))
+        )
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lobra-calibrate-") as tmp:
             for k, job in enumerate(tqdm(jobs, desc=desc, disable=not progress, leave=False)):
@@ -200,7 +204,9 @@ class CalibrationJobs:
         }
 
 
-def calibrate_executor(out_dir: str | Path, *, repeats: int = 5, progress: bool = True, **jobs) -> ExecutorCalibration:
+def calibrate_executor(
+    out_dir: str | Path, *, repeats: int = 5, progress: bool = True, **jobs
+) -> ExecutorCalibration:
     """Run every calibration job here once, `repeats` samples per grid point, and write the calibration."""
     calibration = CalibrationJobs(**jobs)
     calibration.run(repeats, host=True, progress=progress)
@@ -213,14 +219,25 @@ def run_job(argv: list[str], nproc: int, log: Path) -> None:
     env["OMP_NUM_THREADS"] = "1"  # as lobra.executor.launch runs the ranks
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc)]
-    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "lobra.calibration.rank"]
+    command += [
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "lobra.calibration.rank",
+    ]
     with open(log, "w") as sink:
         rc = subprocess.run(command + argv, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
     if rc:
         # The rank's own error comes first; torchrun's ChildFailedError summary after it names no cause.
         lines = log.read_text().splitlines()
         errors = [line for line in lines if re.search(r"\w+(Error|Exception): ", line)]
-        cause = next((e for e in errors if "ChildFailedError" not in e), (errors or lines or ["(no output)"])[-1])
+        cause = next(
+            (e for e in errors if "ChildFailedError" not in e), (errors or lines or ["(no output)"])[-1]
+        )
         kept = Path(tempfile.gettempdir()) / f"lobra-calibrate-failed-{os.getpid()}-{log.name}"
         write_text(kept, log.read_text())  # the job's folder is temporary
-        raise ExecutorError(f"calibration job {argv[1]} failed (exit status {rc}): {cause.strip()} (whole log: {kept})")
+        raise ExecutorError(
+            f"calibration job {argv[1]} failed (exit status {rc}): {cause.strip()} (whole log: {kept})"
+        )

@@ -17,6 +17,7 @@ from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
 from lobra.costmodel.memory import DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
 from lobra.costmodel.specs import GPUS, GPUSpec, ModelSpec, load_model_spec
+
 from lobra.io import atomic_write, write_json
 
 DEFAULT_GRIDS = {

@@ -72,7 +72,9 @@ class HostMeasurement:
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_ranks, int) or self.num_ranks < 1:
-            raise ExecutorError(f"HostMeasurement.num_ranks must be a positive integer, got {self.num_ranks!r}")
+            raise ExecutorError(
+                f"HostMeasurement.num_ranks must be a positive integer, got {self.num_ranks!r}"
+            )
         if any(not v > 0 for v in self.contention.values()):
             raise ExecutorError(f"HostMeasurement.contention must be positive, got {self.contention!r}")
 

@@ -28,7 +28,9 @@ REFERENCE_BLOCK = ((1024, 1), (512, 2), (256, 4), (128, 4), (64, 2))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lobra.calibration.rank", description="one calibration rank")
+    parser = argparse.ArgumentParser(
+        prog="python -m lobra.calibration.rank", description="one calibration rank"
+    )
     parser.add_argument("--plan", required=True)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--model", required=True)
@@ -36,9 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--points", default="[]", help="JSON list of [seq_len, mbs]")
     parser.add_argument(
-        "--host", action="store_true", help="also measure each config's contention in this plan, sync and optimizer"
+        "--host",
+        action="store_true",
+        help="also measure each config's contention in this plan, sync and optimizer",
     )
-    parser.add_argument("--host-repeats", type=int, help="samples of the host measurements (default --repeats)")
+    parser.add_argument(
+        "--host-repeats", type=int, help="samples of the host measurements (default --repeats)"
+    )
     return parser.parse_args(argv)
 
 
@@ -175,7 +181,9 @@ def time_host(rt, repeats: int, world: int) -> HostMeasurement:
         dist.barrier()
         together.append(_run(rt, block * mine) / mine)
     # Every rank's means; each config's first replica's leader's are its measurement.
-    means = _gather([statistics.fmean(t) for t in zip(*alone, strict=True)] + [statistics.fmean(together)], world)
+    means = _gather(
+        [statistics.fmean(t) for t in zip(*alone, strict=True)] + [statistics.fmean(together)], world
+    )
     blocks, contention = derive.block_times(plan, layout.configs, layout.leaders, means, copies)
     sync_s, optimizer_s = _time_sync_and_optimizer(rt, repeats, world)
     return HostMeasurement(

@@ -47,9 +47,10 @@ from lobra.executor.errors import ExecutorError
 from lobra.executor.launch import launch
 from lobra.executor.records import Records
 from lobra.executor.resolve import resolve
-from lobra.io import atomic_write, write_text
 from lobra.sim import Policy, SimConfig, Simulator
 from lobra.traces import DEFAULT_SAMPLING_MODE, load_scenario
+
+from lobra.io import atomic_write, write_text
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,15 @@ def check_inputs(cfg: ValidateConfig):
     parsed = [parse_plan(p) for p in plans]
     for plan in parsed:
         if plan.num_gpus > cfg.max_ranks:
-            raise ValidationError(f"plan {plan} needs {plan.num_gpus} ranks, more than --max-ranks {cfg.max_ranks}")
+            raise ValidationError(
+                f"plan {plan} needs {plan.num_gpus} ranks, more than --max-ranks {cfg.max_ranks}"
+            )
         try:
-            resolve(_executor_config(cfg, plan, cfg.out_dir / "runs" / plan_slug(plan)), plan.num_gpus, check_outputs=False)
+            resolve(
+                _executor_config(cfg, plan, cfg.out_dir / "runs" / plan_slug(plan)),
+                plan.num_gpus,
+                check_outputs=False,
+            )
         except ExecutorError as err:
             raise ValidationError(str(err)) from None
     return scenario, parsed
@@ -157,7 +164,9 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
             cal.host.check_plan(plan.replicas, plan.num_gpus, str(plan))
         except CostModelError as err:
             raise ValidationError(f"plan {plan}: {err}") from None
-    shutil.rmtree(cfg.out_dir / "runs", ignore_errors=True)  # our own previous runs: the executor refuses them
+    shutil.rmtree(
+        cfg.out_dir / "runs", ignore_errors=True
+    )  # our own previous runs: the executor refuses them
     real = run_rounds(cfg, cal, plans, progress)
     cal.measure_round(progress)  # the grid after the last round of runs
     cal.finish(cfg.out_dir / "calibration")
@@ -180,11 +189,21 @@ def validate(cfg: ValidateConfig, progress: bool = True) -> Validation:
         "host": cal.host.source,
     }
     return Validation(
-        cfg.scenario, cfg.warmup, cfg.steps, cfg.seed, cal_info, results, pairs, pd.concat(runs, ignore_index=True), metrics
+        cfg.scenario,
+        cfg.warmup,
+        cfg.steps,
+        cfg.seed,
+        cal_info,
+        results,
+        pairs,
+        pd.concat(runs, ignore_index=True),
+        metrics,
     )
 
 
-def run_rounds(cfg: ValidateConfig, cal: Calibration, plans: list[DeploymentPlan], progress: bool) -> RealRuns:
+def run_rounds(
+    cfg: ValidateConfig, cal: Calibration, plans: list[DeploymentPlan], progress: bool
+) -> RealRuns:
     """`repeats` rounds of real runs, every plan once per round (alternate rounds in reverse order), a grid round
     of the calibration before every round but the first (which the calibration itself measured just before)."""
     from tqdm import tqdm
@@ -239,7 +258,8 @@ def validate_plan(
         gpu_seconds_error_pct=m["gpu_seconds_error_pct"],
         real_spread_pct=float(spread.mean()),
         dispatch_agreement=min(
-            dispatch_agreement(run["replicas"], sim.replicas) for run, sim in zip(runs_of_plan, sims, strict=True)
+            dispatch_agreement(run["replicas"], sim.replicas)
+            for run, sim in zip(runs_of_plan, sims, strict=True)
         ),
         load_avg_1m=round(float(np.mean(real.loads[str(plan)])), 2),
         wall_s=round(real.wall_s[str(plan)], 1),
@@ -260,7 +280,9 @@ def _executor_config(cfg: ValidateConfig, plan: DeploymentPlan, out: Path, **ext
     )
 
 
-def run_executor(cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, run: int) -> dict[str, pd.DataFrame]:
+def run_executor(
+    cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, run: int
+) -> dict[str, pd.DataFrame]:
     """`lobra execute` of this plan into OUT/runs/<plan>/run<k>, its records as DataFrames."""
     run_dir = cfg.out_dir / "runs" / plan_slug(plan) / f"run{run}"
     run_dir.mkdir(parents=True)
@@ -275,7 +297,9 @@ def run_executor(cfg: ValidateConfig, plan: DeploymentPlan, profile: Path, run: 
     log = run_dir.parent / f"{run_dir.name}.log"
     rc = launch(ex, plan.num_gpus, log=log)
     if rc:
-        raise ValidationError(f"the executor failed on plan {plan} (exit status {rc}); its output is in {log}")
+        raise ValidationError(
+            f"the executor failed on plan {plan} (exit status {rc}); its output is in {log}"
+        )
     records = Records.read(run_dir)
     return {name: records.frame(name) for name in ("steps", "replicas", "micro_batches")}
 

@@ -61,7 +61,9 @@ class ValidateConfig:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValidationError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+                raise ValidationError(
+                    f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}"
+                )
         if self.steps <= self.warmup:
             raise ValidationError(
                 f"--steps {self.steps} leaves no step after the {self.warmup} warm-up step(s); use more steps"

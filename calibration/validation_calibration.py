@@ -18,6 +18,7 @@ from lobra.calibration.jobs import DEFAULT_MBS, DEFAULT_SEQ_LENS, CalibrationJob
 from lobra.calibration.validate_config import ValidateConfig
 from lobra.costmodel import CostModel, DeploymentPlan, fit_profile
 from lobra.costmodel.profile import SHIPPED_PROFILES, shipped_path
+
 from lobra.io import atomic_write
 
 
@@ -47,7 +48,9 @@ class Calibration:
             self.profile, self.host = written.profile_path.resolve(), written.host
             for r in range(self.jobs.rounds):
                 profile = self.jobs.profile({r}).round(6)
-                atomic_write(out / "rounds" / f"round{r}_layer_time.csv", partial(profile.to_csv, index=False))
+                atomic_write(
+                    out / "rounds" / f"round{r}_layer_time.csv", partial(profile.to_csv, index=False)
+                )
 
     def round_costs(self, model: str, gpu: str, rounds: int) -> list[CostModel]:
         """The cost model each round of real runs is simulated with: when the grid was measured beside the runs,
@@ -55,7 +58,9 @@ class Calibration:
         if self.jobs is None or self.jobs.rounds != rounds + 1:
             return [CostModel.build(model, gpu, profile=self.profile)] * rounds
         return [
-            CostModel.build(model, gpu, fit=fit_profile(self.jobs.profile({r, r + 1}).drop(columns="time_min")))
+            CostModel.build(
+                model, gpu, fit=fit_profile(self.jobs.profile({r, r + 1}).drop(columns="time_min"))
+            )
             for r in range(rounds)
         ]
 

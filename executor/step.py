@@ -142,7 +142,11 @@ def train_step(
         replica_busy_s=[summed[slots["busy", r]].item() for r in replicas],
         micro_batch_s=[summed[slots["first", r]].tolist() for r in replicas],
         last_stage_s=[summed[slots["last", r]].tolist() for r in replicas],
-        losses={t: float(loss) for t, loss in zip(rt.tasks, summed[slots["loss"]], strict=True) if targets.get(t, 0) > 0},
+        losses={
+            t: float(loss)
+            for t, loss in zip(rt.tasks, summed[slots["loss"]], strict=True)
+            if targets.get(t, 0) > 0
+        },
         step_time_s=step_time_s,
         grads=grads,
     )
