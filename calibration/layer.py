@@ -1,7 +1,8 @@
 """Calibration on the machine at hand: time one decoder layer's forward+backward with LoRA over a (seq_len, mbs)
 grid and write a profile CSV in the shipped schema (tp,seq_len,mbs,time), its fit, and a measured device spec.
 
-Needs torch and transformers (imported lazily, so that importing the calibration layer stays light). The layer is the model's own
+Needs torch and transformers (imported lazily, so that importing the calibration layer stays light). The layer
+is the model's own
 HF decoder layer built from its config with random weights, LoRA (rank 16 on q,k,v,o,up,down, via peft) injected,
 base weights frozen — what the executor trains. tp=1: one process, no communication.
 """
