@@ -139,7 +139,7 @@ def paper_plan_specs(s: FigureSettings) -> list[RunSpec]:
 
 
 PAIR_COLUMNS = ("plan", "step", "real_step_time_s", "sim_step_time_s")
-# `lobra validate` (analysis/validate.py) names them real_step_s and sim_step_s.
+# `lobra validate` (calibration/validate.py) names them real_step_s and sim_step_s.
 PAIR_ALIASES = {"real_step_s": "real_step_time_s", "sim_step_s": "sim_step_time_s"}
 
 

@@ -11,8 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lobra.costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
+from lobra.calibration.layer import CalibrationGrid, LayerBench, calibrate
 from lobra.costmodel.specs import load_model_spec
+
+from lobra.io import write_json
 
 UNMEASURED = [(320, 3), (640, 3), (1280, 2), (1792, 1), (896, 6)]
 
@@ -43,9 +45,7 @@ def main() -> None:
         "fit_in_sample_mape_pct": round(result.fit.mape_pct[1], 2),
         "unmeasured_points": points,
     }
-    out = Path(__file__).parent / "results" / "calibrate_cpu.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(Path(__file__).parent / "results" / "calibrate_cpu.json", report)
     print(json.dumps(report, indent=2))
 
 

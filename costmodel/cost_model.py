@@ -2,7 +2,9 @@
 
 Layer times come from, in order: a `--profile` CSV given by the user; the shipped profile of the pair; the
 analytical model with efficiencies calibrated on the shipped A100 profile. A fitted profile that lacks a tp degree
-falls back to the analytical model calibrated on that same profile.
+falls back to the analytical model calibrated on that same profile. What the software stack adds on top (contention,
+stage weights, a shape's first run, a measured sync and optimizer) is an Overheads value it is given: neutral unless
+the caller measured one (costmodel/overheads.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
 from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
+from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import ParallelConfig
 from lobra.costmodel.pipeline import pipeline_makespan
 from lobra.costmodel.profile import load_profile, shipped_profile
@@ -35,11 +38,13 @@ class CostModel:
         memory: MemoryOptions | None = None,
         cap: int = DEFAULT_CAP_TOKENS,
         source: str = "analytical",
+        overheads: Overheads | None = None,
     ) -> None:
         self.model, self.gpu, self.fit, self.analytical = model, gpu, fit, analytical
         self.memory = memory or MemoryOptions()
         self.cap = cap
         self.source = source
+        self.overheads = overheads or Overheads()
         self._layer_cache: dict[tuple, float] = {}
         self._max_tokens: dict[ParallelConfig, int] = {}
 
@@ -53,6 +58,7 @@ class CostModel:
         fit: LayerTimeFit | None = None,
         memory: MemoryOptions | None = None,
         cap: int = DEFAULT_CAP_TOKENS,
+        overheads: Overheads | None = None,
     ) -> CostModel:
         model = model if isinstance(model, ModelSpec) else load_model_spec(model)
         gpu = gpu if isinstance(gpu, GPUSpec) else load_gpu_spec(gpu)
@@ -71,11 +77,19 @@ class CostModel:
                 else "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
             )
         analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
-        return cls(model, gpu, fit, analytical, memory, cap, source)
+        return cls(model, gpu, fit, analytical, memory, cap, source, overheads)
 
     def with_memory(self, memory: MemoryOptions) -> CostModel:
-        """The same time model with other memory options (e.g. fewer tasks): no refit."""
-        return CostModel(self.model, self.gpu, self.fit, self.analytical, memory, self.cap, self.source)
+        """The same time model and overheads with other memory options (e.g. fewer tasks): no refit."""
+        return CostModel(
+            self.model, self.gpu, self.fit, self.analytical, memory, self.cap, self.source, self.overheads
+        )
+
+    def with_overheads(self, overheads: Overheads) -> CostModel:
+        """The same time and memory model with other overheads: no refit."""
+        return CostModel(
+            self.model, self.gpu, self.fit, self.analytical, self.memory, self.cap, self.source, overheads
+        )
 
     # -- time ---------------------------------------------------------------------------------------------------
     def layer_model(self, tp: int) -> LayerTimeFit | AnalyticalLayerTime:
@@ -96,20 +110,23 @@ class CostModel:
         return cached
 
     def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
-        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers)."""
-        return self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
+        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers), times the config's
+        compute factor (1 unless the overheads measured contention; x * 1.0 is exact, so neutral changes nothing)."""
+        even = self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
+        return even * self.overheads.factor(config)
 
     def stage_weights(self, config: ParallelConfig) -> tuple[float, ...]:
-        """Each pipeline stage's compute per micro-batch over stage_s (the even share of the whole model): 1 each here,
-        as the per-layer profiles describe decoder layers only. HostCostModel gives the executor's measured ones
-        (its last stage also runs the LM head and the loss, and every stage pays its own per-micro-batch overheads)."""
-        return (1.0,) * config.pp
+        """Each pipeline stage's compute per micro-batch over stage_s (the even share of the whole model): 1 each
+        unless the overheads give measured ones, as the per-layer profiles describe decoder layers only (a real last
+        stage also runs the LM head and the loss, and every stage pays its own per-micro-batch overheads)."""
+        return self.overheads.stage_weights.get(config, (1.0,) * config.pp)
 
-    def new_shape_s(self, config: ParallelConfig) -> float:
-        """Extra seconds a stage of this config spends the first time it runs a micro-batch shape: none in the fitted
-        and analytical models (HostCostModel measures the executor's; the simulator tracks which shapes each replica
-        has run)."""
-        return 0.0
+    def first_run_s(self, config: ParallelConfig) -> float:
+        """Extra seconds a stage of this config spends the first time it runs a micro-batch shape (the simulator
+        tracks which shapes each replica has run): 0 unless the overheads measured it for this tp degree."""
+        extra = self.overheads.first_run_s.get(config.tp, 0.0)
+        # CPU work like the rest of the stage: it contends for the cores alike
+        return extra * self.overheads.factor(config) if extra else 0.0
 
     def p2p_bytes(self, config: ParallelConfig, mb: MicroBatch) -> float:
         """Bytes each TP rank sends across one stage boundary for one micro-batch (its 1/tp share under sequence
@@ -131,11 +148,16 @@ class CostModel:
 
     def dp_sync_s(self, config: ParallelConfig, num_replicas: int, spans_nodes: bool) -> float:
         """Each GPU all-reduces its 1/(tp*pp) shard of the fp32 LoRA gradients with its peers in the other
-        replicas, over the slowest link among them."""
+        replicas, over the slowest link among them; the overheads' measured sync instead where given."""
+        if self.overheads.dp_sync_s is not None:
+            return self.overheads.dp_sync_s
         shard_bytes = self.lora_params() * FP32_BYTES / config.num_gpus
         return ring_allreduce_s(shard_bytes, num_replicas, self.gpu.link_gbps(spans_nodes))
 
     def optimizer_s(self, config: ParallelConfig) -> float:
+        """Adam over this GPU's share of the LoRA state at HBM bandwidth; the overheads' measured step where given."""
+        if self.overheads.optimizer_s is not None:
+            return self.overheads.optimizer_s
         return self.lora_params() / config.num_gpus * ADAM_BYTES_PER_PARAM / (self.gpu.hbm_gbps * 1e9)
 
     def replica_time(

@@ -44,6 +44,32 @@ class Runtime:
     dispatcher: object
 
 
+class Slots:
+    """Named slices of one flat buffer, laid out one after another in the order given."""
+
+    def __init__(self, sizes: dict[str | tuple[str, int], int]) -> None:
+        self._slices, start = {}, 0
+        for name, size in sizes.items():
+            self._slices[name] = slice(start, start + size)
+            start += size
+        self.size = start
+
+    @classmethod
+    def extras(cls, num_tasks: int, micro_batches: list[int]) -> Slots:
+        """A step's extras: every task's loss, every replica's busy seconds, then every replica's first-stage
+        micro-batch timings, then its last stage's."""
+        replicas = range(len(micro_batches))
+        return cls(
+            {"loss": num_tasks}
+            | {("busy", r): 1 for r in replicas}
+            | {("first", r): micro_batches[r] for r in replicas}
+            | {("last", r): micro_batches[r] for r in replicas}
+        )
+
+    def __getitem__(self, name: str | tuple[str, int]) -> slice:
+        return self._slices[name]
+
+
 @dataclass
 class StepResult:
     dispatch: DispatchPlan
@@ -91,19 +117,16 @@ def train_step(
     result = run_replica(rt.stage, rt.batch, mbs, place, len(rt.tasks), rt.device, on_forward)
 
     # Extras ride on the gradient all-reduce: task losses and the last stage's timings from last stages (TP rank 0),
-    # busy and first-stage timings from replica leaders.
-    num_tasks, counts = len(rt.tasks), [len(m) for m in dispatch.micro_batches]
-    offsets = [num_tasks + len(counts) + sum(counts[:r]) for r in range(len(counts))]
-    last = sum(counts)  # the last stages' timings follow the leaders'
-    extras = torch.zeros(num_tasks + len(counts) + 2 * sum(counts), dtype=torch.float64)
+    # busy and first-stage timings from replica leaders; every other rank adds zeros.
+    slots = Slots.extras(len(rt.tasks), [len(m) for m in dispatch.micro_batches])
+    extras = torch.zeros(slots.size, dtype=torch.float64)
     mine = torch.tensor(result.micro_batch_s, dtype=torch.float64)
-    o = offsets[place.replica]
     if place.last_stage and place.tp_rank == 0:
-        extras[:num_tasks] = result.task_loss.cpu()
-        extras[last + o : last + o + len(mbs)] = mine
+        extras[slots["loss"]] = result.task_loss.cpu()
+        extras[slots["last", place.replica]] = mine
     if place.is_leader:
-        extras[num_tasks + place.replica] = result.busy_s
-        extras[o : o + len(mbs)] = mine
+        extras[slots["busy", place.replica]] = result.busy_s
+        extras[slots["first", place.replica]] = mine
     grads, summed = rt.lora.reduce_grads(extras.to(rt.device))
     summed = summed.double().cpu()
     for task, opt in rt.optimizers.items():
@@ -112,13 +135,18 @@ def train_step(
     if rt.device.type == "cuda":
         torch.cuda.synchronize()
     step_time_s = time.perf_counter() - start
+    replicas = range(len(dispatch.micro_batches))
     return StepResult(
         dispatch=dispatch,
         targets=targets,
-        replica_busy_s=summed[num_tasks : num_tasks + len(counts)].tolist(),
-        micro_batch_s=[summed[o : o + c].tolist() for o, c in zip(offsets, counts, strict=True)],
-        last_stage_s=[summed[last + o : last + o + c].tolist() for o, c in zip(offsets, counts, strict=True)],
-        losses={t: float(summed[k]) for k, t in enumerate(rt.tasks) if targets.get(t, 0) > 0},
+        replica_busy_s=[summed[slots["busy", r]].item() for r in replicas],
+        micro_batch_s=[summed[slots["first", r]].tolist() for r in replicas],
+        last_stage_s=[summed[slots["last", r]].tolist() for r in replicas],
+        losses={
+            t: float(loss)
+            for t, loss in zip(rt.tasks, summed[slots["loss"]], strict=True)
+            if targets.get(t, 0) > 0
+        },
         step_time_s=step_time_s,
         grads=grads,
     )

@@ -42,22 +42,22 @@ def run_replica(
     pp: int,
     stage_s: list[float],
     crossing_s: list[list[float]],
-    slowdown: Callable[[], float],
+    jitter: Callable[[], float],
     log: list[OpRecord] | None,
     events: bool = False,
     weights: Sequence[float] | None = None,
 ):
     """Process: run stage_s[m] per micro-batch on pp stages, stage k weights[k] times that (CostModel.stage_weights;
     1 each by default); crossing_s[k][m] is the transfer across boundary k (between stage k and k+1) for micro-batch
-    m. slowdown() draws a multiplicative factor per op (jitter)."""
+    m. jitter() draws a multiplicative factor per op."""
     weights = weights or (1.0,) * pp
     if not events:
-        yield from _closed_form(env, attempt, replica, pp, stage_s, crossing_s, slowdown, log, weights)
+        yield from _closed_form(env, attempt, replica, pp, stage_s, crossing_s, jitter, log, weights)
         return
     if pp == 1:
         for m, t in enumerate(stage_s):
             start = env.now
-            yield env.timeout(t * weights[0] * slowdown())
+            yield env.timeout(t * weights[0] * jitter())
             if attempt.aborted:
                 return
             if log is not None:
@@ -78,7 +78,7 @@ def run_replica(
                 yield arrived[("B", k, m)]
             start = env.now
             share = FORWARD_SHARE if kind == "F" else 1 - FORWARD_SHARE
-            yield env.timeout(stage_s[m] * weights[k] * share * slowdown())
+            yield env.timeout(stage_s[m] * weights[k] * share * jitter())
             if attempt.aborted:
                 return
             if log is not None:
@@ -92,21 +92,21 @@ def run_replica(
     yield env.all_of(stages)
 
 
-def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_s, crossing_s, slowdown, log, weights):
+def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_s, crossing_s, jitter, log, weights):
     start = env.now
     record = log is not None
     if pp == 1:
         timeline, t = [], 0.0
         for m, d in enumerate(stage_s):
-            end = t + d * weights[0] * slowdown()
+            end = t + d * weights[0] * jitter()
             if record:
                 timeline.append(("FB", 0, m, t, end))
             t = end
         finish = t
     else:
         fwd, bwd = split_stages(stage_s, weights)
-        fwd = [[d * slowdown() for d in row] for row in fwd]
-        bwd = [[d * slowdown() for d in row] for row in bwd]
+        fwd = [[d * jitter() for d in row] for row in fwd]
+        bwd = [[d * jitter() for d in row] for row in bwd]
         result = pipeline_timeline(fwd, bwd, crossing_s, record=record)
         timeline = result if record else []
         finish = max((end for *_, end in timeline), default=0.0) if record else result

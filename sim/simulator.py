@@ -50,7 +50,8 @@ class _State:
     deployment: Deployment | None = None
     pending_failures: list = field(default_factory=list)
     dirty: bool = False  # the cluster changed under the current plan
-    # micro-batch shapes (sequences, padded length) each replica of the deployment has run: CostModel.new_shape_s
+    # micro-batch shapes (sequences, padded length) each replica of the deployment has run, kept only for configs
+    # whose cost model charges a shape's first run (CostModel.first_run_s)
     seen: dict[tuple[str, int], set[tuple[int, int]]] = field(default_factory=dict)
 
 
@@ -62,10 +63,16 @@ class Simulator:
         num_gpus: int,
         policy: Policy,
         config: SimConfig | None = None,
+        *,
+        dispatch_cost: CostModel | None = None,
     ) -> None:
+        """`cost` times the run. `dispatch_cost`, when given, is the cost model the dispatcher uses instead, as
+        given for every phase: a real run's dispatcher may plan with another model than the one that describes
+        the machine it runs on (the executor's dispatcher knows nothing of the cores its ranks share)."""
         self.workload, self.policy = workload, policy
         self.config = config or SimConfig()
         self.cost = cost
+        self.dispatch_cost = dispatch_cost
         self.num_gpus = num_gpus
         self.dispatcher = get_dispatcher(policy.dispatcher, **policy.dispatcher_config.__dict__)
         if policy.plan is not None:
@@ -190,13 +197,7 @@ class Simulator:
 
         def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
             cms = [mb.to_costmodel() for mb in mbs]
-            stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
-            if extra := phase.cost.new_shape_s(config):
-                seen = state.seen.setdefault((str(phase.plan), r), set())
-                for i, mb in enumerate(mbs):
-                    if (shape := (len(mb.items), mb.seq_len)) not in seen:
-                        seen.add(shape)
-                        stage_s[i] += extra
+            stage_s = self._stage_s(state, phase, r, config, mbs, cms)
             sent = [phase.cost.p2p_s(config, mb, 1.0) - P2P_LATENCY_S for mb in cms]  # seconds at 1 GB/s
             crossings = [
                 [b / gbps + P2P_LATENCY_S for b in sent]
@@ -210,7 +211,7 @@ class Simulator:
                 config.pp,
                 stage_s,
                 crossings,
-                self._slowdown(slow),
+                self._jitter(slow),
                 log,
                 events=self.config.pipeline == "events",
                 weights=phase.cost.stage_weights(config),
@@ -243,6 +244,19 @@ class Simulator:
         rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
         return True
 
+    @staticmethod
+    def _stage_s(state: _State, phase: Phase, r: int, config: ParallelConfig, mbs, cms) -> list[float]:
+        """Replica r's stage compute per micro-batch, plus the first-run cost of each shape it has not run yet
+        in this deployment, where the cost model charges one."""
+        stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
+        if extra := phase.cost.first_run_s(config):
+            seen = state.seen.setdefault((str(phase.plan), r), set())
+            for i, mb in enumerate(mbs):
+                if (shape := (len(mb.items), mb.seq_len)) not in seen:
+                    seen.add(shape)
+                    stage_s[i] += extra
+        return stage_s
+
     def _next_failure(self, env, state: _State):
         while state.pending_failures and state.pending_failures[0].gpu in state.cluster.failed:
             state.pending_failures.pop(0)
@@ -250,7 +264,8 @@ class Simulator:
             return None
         return env.timeout(max(0.0, state.pending_failures[0].time_s - env.now))
 
-    def _slowdown(self, straggler: float):
+    def _jitter(self, straggler: float):
+        """A draw per op of its duration factor: the straggler's constant slowdown times mean-one noise."""
         sigma = self.config.jitter
         if sigma == 0:
             return lambda: straggler
@@ -259,6 +274,7 @@ class Simulator:
 
     def _dispatch(self, items: list[StepItem], phase: Phase) -> DispatchPlan:
         overflow = {t.name: t.spec.overflow for t in self.workload}
+        cost = phase.cost if self.dispatch_cost is None else self.dispatch_cost
         if self.policy.mbs is None:
-            return self.dispatcher.dispatch(items, phase.plan, phase.cost, overflow)
-        return fixed_mbs_dispatch(items, phase.plan, phase.cost, self.policy.mbs)
+            return self.dispatcher.dispatch(items, phase.plan, cost, overflow)
+        return fixed_mbs_dispatch(items, phase.plan, cost, self.policy.mbs)

@@ -5,13 +5,14 @@ plots (matplotlib) are imported by their own modules, when used.
 """
 
 from lobra.traces.errors import TraceError
-from lobra.traces.sampler import SAMPLING_MODES, StepSampler
+from lobra.traces.sampler import DEFAULT_SAMPLING_MODE, SAMPLING_MODES, StepSampler
 from lobra.traces.scenario import SCENARIOS, Scenario, load_scenario, register_scenario, resolve_scenario
 from lobra.traces.synthetic import PAPER_DATASETS, SyntheticSpec, fit_synthetic, synthetic_trace
 from lobra.traces.tasks import Task, TaskSpec, Workload, load_workload, parse_workload
 from lobra.traces.trace import Trace, TraceStats, load_trace, shipped_traces
 
 __all__ = [
+    "DEFAULT_SAMPLING_MODE",
     "PAPER_DATASETS",
     "SAMPLING_MODES",
     "SCENARIOS",

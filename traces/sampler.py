@@ -23,10 +23,12 @@ from lobra.traces.errors import TraceError
 from lobra.traces.tasks import Workload
 
 SAMPLING_MODES = ("stratified", "iid")
+# The paper's sampler; the executor samples in this mode, and so must any simulation compared with its runs.
+DEFAULT_SAMPLING_MODE = "stratified"
 
 
 class StepSampler:
-    def __init__(self, workload: Workload, seed: int = 0, mode: str = "stratified") -> None:
+    def __init__(self, workload: Workload, seed: int = 0, mode: str = DEFAULT_SAMPLING_MODE) -> None:
         if not isinstance(workload, Workload):
             raise TraceError("StepSampler needs a Workload")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:

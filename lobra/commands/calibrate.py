@@ -1,8 +1,8 @@
 """`lobra calibrate --device cpu|cuda`: time the model here and write a profile and its fit.
 
---target layer (default): one bare decoder layer (costmodel/calibrate.py). --target executor (CPU): whole
+--target layer (default): one bare decoder layer (calibration/layer.py). --target executor (CPU): whole
 micro-batches through the executor's own replica, plus the host effects of R ranks sharing the cores
-(executor/calibrate.py); what `lobra validate` compares real runs against.
+(calibration/jobs.py); what `lobra validate` compares real runs against.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args) -> int:
-    from lobra.costmodel.calibrate import CalibrationGrid, calibrate
+    from lobra.calibration.layer import CalibrationGrid, calibrate
 
     if args.target == "executor":
         return _calibrate_executor(args)
@@ -62,8 +62,8 @@ def cmd_calibrate(args) -> int:
 
 
 def _calibrate_executor(args) -> int:
-    from lobra.costmodel.calibrate import CalibrationGrid
-    from lobra.executor.calibrate import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+    from lobra.calibration.jobs import DEFAULT_MBS, DEFAULT_SEQ_LENS, calibrate_executor
+    from lobra.calibration.layer import CalibrationGrid
     from lobra.executor.errors import ExecutorError
 
     if args.device != "cpu":
@@ -83,8 +83,8 @@ def _calibrate_executor(args) -> int:
         f"profiled {len(result.profile)} micro-batch shapes in {result.elapsed_s:.1f} s; fit MAPE "
         + ", ".join(f"tp={tp}: {m:.2f}%" for tp, m in result.fit.mape_pct.items())
     )
-    for r in host.ranks:
-        slow = ", ".join(f"{c} x{t[r]:.2f}" for c, t in host.slowdown.items() if r in t)
+    for r in host.measured_num_ranks:
+        slow = ", ".join(f"{c} x{t[r]:.2f}" for c, t in host.contention.items() if r in t)
         print(
             f"  {r} rank(s) on {host.cores} cores: compute {slow}; "
             f"gradient sync {1e3 * host.sync_s[r]:.1f} ms, optimizer {1e3 * host.optimizer_s[r]:.1f} ms"
@@ -92,10 +92,10 @@ def _calibrate_executor(args) -> int:
     for plan, slow in host.plans.items():
         if len(slow) > 1:  # mixed plans: each config with its own neighbours
             print(f"  {plan}: compute " + ", ".join(f"{c} x{v:.2f}" for c, v in slow.items()))
-    if host.new_shape_s:
+    if host.first_run_s:
         print(
             "  a micro-batch shape's first run: "
-            + ", ".join(f"tp={tp} +{1e3 * v:.1f} ms" for tp, v in host.new_shape_s.items())
+            + ", ".join(f"tp={tp} +{1e3 * v:.1f} ms" for tp, v in host.first_run_s.items())
         )
     for config, weights in host.stage_weights.items():
         print(

@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from lobra.analysis.validate import (
+from lobra.calibration.validate_config import (
     DEFAULT_MAX_RANKS,
     DEFAULT_OUT,
     DEFAULT_PLANS,
@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_validate(args) -> int:
-    from lobra.analysis.validate import validate
+    from lobra.calibration.validate import validate
 
     plans = parse_plans(args.plans) if args.plans is not None else DEFAULT_PLANS
     cfg = ValidateConfig(

@@ -146,25 +146,3 @@ def test_console_script_exit_status():
         "llama2-13b, llama2-70b, llama3-8b, llama3-70b, qwen2.5-7b, "
         "qwen2.5-32b, qwen2.5-72b, paper-32b, tiny or a config.json path"
     ]
-
-
-@pytest.mark.slow
-def test_calibrate_the_executor_on_a_small_grid(tmp_path, cli):
-    """`lobra calibrate --target executor` end to end on 3 ranks and a 9-point grid: the profile, its fit and the host
-    model, with a <1,2> pipeline's stages weighed against a <1,1> rank beside it."""
-    from lobra.costmodel.host import HostModel
-    from lobra.costmodel.profile import load_profile
-
-    out = tmp_path / "cal"
-    argv = ["calibrate", "--device", "cpu", "--target", "executor", "--max-ranks", "3"]
-    rc, stdout, _ = cli(
-        argv + ["--seq-lens", "16,48,96", "--mbs", "1,2,4", "--repeats", "1", "--out", str(out)]
-    )
-    assert rc == 0
-    profile = load_profile(out / "tiny_cpu_layer_time.csv")
-    assert sorted(profile["tp"].unique()) == [1, 2] and len(profile) == 18 and (profile["time"] > 0).all()
-    host = HostModel.from_json(out / "tiny_cpu_host.json")
-    assert host.ranks == [1, 2, 3] and set(host.slowdown) == {"<1,1>", "<2,1>", "<1,2>"}
-    weights = host.stage_weights["<1,2>"]
-    assert len(weights) == 2 and all(w > 0 for w in weights)
-    assert "<1,2> stages over an even share of the whole model: x" in stdout

@@ -156,8 +156,7 @@ def test_task_sequential_runs_the_tasks_one_after_another():
 def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
     """With every sequence of one length, every step runs the same micro-batches: only the first step meets new
     shapes, and only the tensor-parallel replica (the one with a new-shape cost) pays for them."""
-    from lobra.costmodel import LayerTimeFit
-    from lobra.costmodel.host import HostCostModel, HostModel
+    from lobra.costmodel import LayerTimeFit, Overheads
     from lobra.sim.whatif import fixed_workload
 
     fit = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
@@ -165,11 +164,10 @@ def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
     workload = fixed_workload("fixed:256", 16, steps=4)
     for plan_text, pays in (("<2,1>x1", True), ("<1,1>x2", False)):
         plan = parse_plan(plan_text)
-        slowdown = {"<1,1>": {2: 1.0}, "<2,1>": {2: 1.0}}
         times = {}
         for extra in (0.0, 0.5):
-            host = HostModel(2, slowdown, {2: 0.0}, {2: 0.0}, new_shape_s={2: extra} if extra else {})
-            cost = HostCostModel.for_plan(base, host, plan)
+            overheads = Overheads(first_run_s={2: extra} if extra else {}, dp_sync_s=0.0, optimizer_s=0.0)
+            cost = base.with_overheads(overheads)
             policy = Policy("p", "balanced", plan=plan)
             result = Simulator(workload, cost, 2, policy, SimConfig(steps=4, replan=False)).run()
             times[extra] = result.steps["step_time_s"].to_numpy()

@@ -94,21 +94,14 @@ def test_what_if_mode_reproduces_the_cost_model_exactly(plan, seq_len, mbs):
 
 @pytest.mark.parametrize("pipeline", ["events", "closed-form"])
 def test_measured_stage_weights_reach_the_simulated_pipeline(pipeline):
-    """A host model whose <1,2> last stage runs 1.5x its even share: the simulated step is the cost model's replica
+    """Overheads whose <1,2> last stage runs 1.5x its even share: the simulated step is the cost model's replica
     time with those weights, in both pipeline modes (and slower than the even share's)."""
-    from lobra.costmodel import MicroBatch
-    from lobra.costmodel.host import HostCostModel, HostModel
+    from lobra.costmodel import MicroBatch, Overheads, ParallelConfig
 
-    host = HostModel(
-        cores=2,
-        slowdown={"<1,1>": {2: 1.0}, "<1,2>": {2: 1.0}},
-        sync_s={2: 0.0},
-        optimizer_s={2: 0.0},
-        stage_weights={"<1,2>": (1.0, 1.5)},
-    )
+    overheads = Overheads(stage_weights={ParallelConfig(1, 2): (1.0, 1.5)}, dp_sync_s=0.0, optimizer_s=0.0)
     deployment = parse_plan("<1,2>x1")
     base = CostModel.build("tiny", "cpu", fit=FIT)
-    cost = HostCostModel.for_plan(base, host, deployment)
+    cost = base.with_overheads(overheads)
     workload = fixed_workload("fixed:16", 12, steps=1)
     policy = Policy("plan", "balanced", plan=deployment, mbs=3)
     config = SimConfig(steps=1, trace_steps=1, pipeline=pipeline)

@@ -2,8 +2,8 @@ import json
 
 import pandas as pd
 import pytest
+from lobra.calibration.layer import CalibrationGrid, LayerBench, calibrate
 from lobra.costmodel import CostModel, load_gpu_spec
-from lobra.costmodel.calibrate import CalibrationGrid, LayerBench, calibrate
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.specs import load_model_spec
 

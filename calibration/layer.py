@@ -1,14 +1,14 @@
 """Calibration on the machine at hand: time one decoder layer's forward+backward with LoRA over a (seq_len, mbs)
 grid and write a profile CSV in the shipped schema (tp,seq_len,mbs,time), its fit, and a measured device spec.
 
-Needs torch and transformers (imported here only, so the cost model itself stays light). The layer is the model's own
+Needs torch and transformers (imported lazily, so that importing the calibration layer stays light). The layer
+is the model's own
 HF decoder layer built from its config with random weights, LoRA (rank 16 on q,k,v,o,up,down, via peft) injected,
 base weights frozen — what the executor trains. tp=1: one process, no communication.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +18,8 @@ from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
 from lobra.costmodel.memory import DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
 from lobra.costmodel.specs import GPUS, GPUSpec, ModelSpec, load_model_spec
+
+from lobra.io import atomic_write, write_json
 
 DEFAULT_GRIDS = {
     "cpu": ((64, 128, 256, 384, 512, 768, 1024, 1536, 2048), (1, 2, 4, 8)),
@@ -187,7 +189,6 @@ def calibrate(
     elapsed = time.perf_counter() - start
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"{model.name}_{spec.name}".replace(".", "_").replace("-", "_")
     profile_path, fit_path, spec_path = (
         out / f"{stem}_layer_time.csv",
@@ -195,16 +196,8 @@ def calibrate(
         out / f"{spec.name}_spec.json",
     )
     fit = fit_profile(profile, source=profile_path.name)
-    profile.to_csv(profile_path, index=False)
-    fit.to_json(fit_path)
-    spec_path.write_text(
-        json.dumps(
-            {
-                **asdict(spec),
-                "measured": {"device": device, "threads": grid.cpu_threads, "seconds": round(elapsed, 1)},
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    atomic_write(profile_path, lambda p: profile.to_csv(p, index=False))
+    atomic_write(fit_path, fit.to_json)
+    measured = {"device": device, "threads": grid.cpu_threads, "seconds": round(elapsed, 1)}
+    write_json(spec_path, {**asdict(spec), "measured": measured})
     return CalibrationResult(profile, fit, spec, elapsed, profile_path, fit_path, spec_path)

@@ -1,0 +1,58 @@
+import pytest
+from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, Overheads, ParallelConfig
+from lobra.costmodel.errors import CostModelError
+
+FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
+CONFIGS = [ParallelConfig(1, 1), ParallelConfig(2, 1), ParallelConfig(1, 2), ParallelConfig(8, 1)]
+
+
+def test_neutral_overheads_change_no_float():
+    """Overheads() is the default: every time the cost model gives is bit-identical with it given explicitly."""
+    plain = CostModel.build("llama2-7b", "a100-40gb")
+    neutral = plain.with_overheads(Overheads())
+    mbs = [MicroBatch.padded(3, 1024), MicroBatch.padded(1, 4096), MicroBatch((100, 300), 300, True)]
+    for config in CONFIGS:
+        assert neutral.stage_weights(config) == (1.0,) * config.pp and neutral.first_run_s(config) == 0.0
+        assert [neutral.stage_s(config, mb) for mb in mbs] == [plain.stage_s(config, mb) for mb in mbs]
+        assert neutral.replica_time(config, mbs, num_replicas=3, spans_nodes=True) == plain.replica_time(
+            config, mbs, num_replicas=3, spans_nodes=True
+        )
+
+
+def test_overheads_are_applied_and_survive_with_memory():
+    one, piped = ParallelConfig(1, 1), ParallelConfig(1, 2)
+    overheads = Overheads(
+        compute_factor={one: 2.0},
+        stage_weights={piped: (1.0, 1.5)},
+        first_run_s={1: 0.25},
+        dp_sync_s=0.125,
+        optimizer_s=0.5,
+    )
+    cost = CostModel.build("tiny", "cpu", fit=FIT, overheads=overheads)
+    mb = MicroBatch.padded(3, 16)
+    assert cost.stage_s(one, mb) == pytest.approx(0.012) and cost.stage_s(piped, mb) == pytest.approx(0.003)
+    assert cost.first_run_s(one) == 0.5 and cost.first_run_s(piped) == 0.25  # scaled by the compute factor
+    assert cost.stage_weights(piped) == (1.0, 1.5) and cost.dp_sync_s(one, 4, True) == 0.125
+    assert cost.optimizer_s(one) == 0.5
+    assert cost.with_memory(MemoryOptions(num_tasks=2)).overheads is overheads
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"compute_factor": {ParallelConfig(1, 1): 0.0}},
+            r"compute_factor\[<1,1>\] must be a positive number",
+        ),
+        ({"compute_factor": {"<1,1>": 1.0}}, "for a ParallelConfig"),
+        (
+            {"stage_weights": {ParallelConfig(1, 2): (1.0,)}},
+            r"stage_weights\[<1,2>\] needs one positive number",
+        ),
+        ({"first_run_s": {2: -1.0}}, r"first_run_s\[2\] must be seconds >= 0"),
+        ({"dp_sync_s": -0.1}, "dp_sync_s must be seconds >= 0 or None, got -0.1"),
+    ],
+)
+def test_bad_overheads_name_the_field_and_value(kwargs, message):
+    with pytest.raises(CostModelError, match=message):
+        Overheads(**kwargs)
