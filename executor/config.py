@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from lobra.executor.errors import ExecutorError
+from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float64", "bfloat16")
@@ -36,6 +37,8 @@ class ExecutorConfig:
     seed: int = 0
     lr: float = 1e-3
     dispatcher: str = "balanced"
+    # Every rank builds its dispatcher from the name and these settings: all of them must travel in the argv.
+    dispatch: DispatcherConfig = field(default_factory=DispatcherConfig)
     device: str = "auto"
     dtype: str = "auto"
     data: str | None = None
@@ -54,6 +57,8 @@ class ExecutorConfig:
                 raise ExecutorError(f"{name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ExecutorError(f"lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.dispatch, DispatcherConfig):
+            raise ExecutorError(f"dispatch must be a DispatcherConfig, got {self.dispatch!r}")
         if self.device not in DEVICES:
             raise ExecutorError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
@@ -68,7 +73,11 @@ class ExecutorConfig:
     # -- argv round trip --------------------------------------------------------------------------------------
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ExecutorConfig:
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+        dispatcher, dispatch = dispatch_from_args(args)
+        plain = {
+            f.name: getattr(args, f.name) for f in fields(cls) if f.name not in ("dispatcher", "dispatch")
+        }
+        return cls(**plain, dispatcher=dispatcher, dispatch=dispatch)
 
     def to_argv(self) -> list[str]:
         """Flags that add_arguments parses back into this config (for the ranks started by torchrun)."""
@@ -76,7 +85,9 @@ class ExecutorConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             flag = "--" + f.name.replace("_", "-")
-            if isinstance(value, bool):
+            if isinstance(value, DispatcherConfig):
+                argv += value.to_argv()
+            elif isinstance(value, bool):
                 argv += [flag] if value else []
             elif value is not None:
                 argv += [flag, repr(value) if isinstance(value, float) else str(value)]
@@ -111,7 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, data and LoRA init")
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    parser.add_argument("--dispatcher", default="balanced", help="dispatch policy (default balanced)")
+    DispatcherConfig.add_arguments(parser, dispatcher="balanced; with --mbs fixed-mbs")
     parser.add_argument(
         "--gpu", help="GPU spec the dispatcher's cost model uses (default: cpu on a CPU, detected on CUDA)"
     )

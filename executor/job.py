@@ -64,7 +64,7 @@ def build_runtime(run: ResolvedRun, rank: int, device: torch.device) -> Runtime:
         tasks=[t.name for t in run.workload],
         source=source,
         device=device,
-        dispatcher=get_dispatcher(cfg.dispatcher),
+        dispatcher=get_dispatcher(cfg.dispatcher, cfg.dispatch),
     )
 
 

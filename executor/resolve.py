@@ -88,7 +88,7 @@ def resolve(cfg: ExecutorConfig, world_size: int, *, check_outputs: bool = True)
             raise ExecutorError(f"plan {plan}: replica {config} cannot hold {model.name} on {gpu}")
     from lobra.policies.dispatchers import get_dispatcher
 
-    get_dispatcher(cfg.dispatcher)  # unknown names fail here, with the list of known ones
+    get_dispatcher(cfg.dispatcher, cfg.dispatch)  # unknown names and refused settings fail here
     if cfg.data is not None:
         from lobra.executor.data import dataset_file
 

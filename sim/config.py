@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lobra.costmodel import DeploymentPlan
-from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
+from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
 from lobra.policies.planners import PLANNERS, PlannerConfig
+from lobra.policies.planners.base import Planner
 from lobra.sim.errors import SimError
 
 
@@ -52,7 +53,8 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class Policy:
-    """A planner and the dispatcher it plans for, or a fixed plan with a dispatcher."""
+    """A planner and the dispatcher it plans for, or a fixed plan with a dispatcher; dispatcher_config is the one
+    value of dispatch settings the planner plans with and the simulator dispatches with."""
 
     name: str
     dispatcher: str
@@ -60,16 +62,13 @@ class Policy:
     planner: str | None = None
     planner_config: PlannerConfig = field(default_factory=PlannerConfig)
     plan: DeploymentPlan | None = None
-    mbs: int | None = None  # fixed micro-batch size (what-if mode): every micro-batch holds mbs sequences
 
     def __post_init__(self) -> None:
         if (self.planner is None) == (self.plan is None):
             raise SimError("a policy needs exactly one of a planner and a fixed plan")
         if self.planner is not None:
             PLANNERS.get(self.planner)
-        DISPATCHERS.get(self.dispatcher)
-        if self.mbs is not None and self.mbs < 1:
-            raise SimError(f"--mbs must be a positive integer, got {self.mbs!r}")
+        get_dispatcher(self.dispatcher, self.dispatcher_config)  # an unknown name or settings it refuses
 
     @classmethod
     def of_planner(
@@ -89,3 +88,10 @@ class Policy:
             planner=planner,
             planner_config=PlannerConfig(**planner_config),
         )
+
+    def make_planner(self) -> Planner:
+        """The policy's planner, planning for the dispatch settings that will run when it plans for this
+        dispatcher (a planner run with another dispatcher plans for its own)."""
+        cls_ = PLANNERS.get(self.planner)
+        planned = self.dispatcher_config if self.dispatcher == cls_.dispatcher else None
+        return cls_(self.planner_config, dispatcher_config=planned)

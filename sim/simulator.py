@@ -15,7 +15,6 @@ import simpy
 from lobra.costmodel import CostModel, DeploymentPlan, ParallelConfig
 from lobra.costmodel.cost_model import P2P_LATENCY_S
 from lobra.policies.dispatchers import get_dispatcher
-from lobra.policies.planners import get_planner
 from lobra.policies.planners.base import workload_memory
 from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
 from lobra.sim.cluster import Cluster
@@ -23,7 +22,6 @@ from lobra.sim.config import Policy, SimConfig
 from lobra.sim.errors import SimError
 from lobra.sim.records import Recorder, SimResult
 from lobra.sim.replica import Attempt, OpRecord, run_replica
-from lobra.sim.whatif import fixed_mbs_dispatch
 from lobra.traces import StepSampler, Workload
 from tqdm import tqdm
 
@@ -74,7 +72,7 @@ class Simulator:
         self.cost = cost
         self.dispatch_cost = dispatch_cost
         self.num_gpus = num_gpus
-        self.dispatcher = get_dispatcher(policy.dispatcher, **policy.dispatcher_config.__dict__)
+        self.dispatcher = get_dispatcher(policy.dispatcher, policy.dispatcher_config)
         if policy.plan is not None:
             Cluster(cost.gpu, num_gpus).place(policy.plan)  # a fixed plan must fit before anything runs
 
@@ -89,9 +87,7 @@ class Simulator:
                     f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, {alive} work"
                 )
             return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
-        result = get_planner(self.policy.planner, **self.policy.planner_config.__dict__).plan(
-            active, cost, alive
-        )
+        result = self.policy.make_planner().plan(active, cost, alive)
         if result.plan is not None:
             phases = [Phase(result.plan, cost)]
         else:  # Task-Sequential: each task on its own plan, one after another
@@ -275,6 +271,4 @@ class Simulator:
     def _dispatch(self, items: list[StepItem], phase: Phase) -> DispatchPlan:
         overflow = {t.name: t.spec.overflow for t in self.workload}
         cost = phase.cost if self.dispatch_cost is None else self.dispatch_cost
-        if self.policy.mbs is None:
-            return self.dispatcher.dispatch(items, phase.plan, cost, overflow)
-        return fixed_mbs_dispatch(items, phase.plan, cost, self.policy.mbs)
+        return self.dispatcher.dispatch(items, phase.plan, cost, overflow)

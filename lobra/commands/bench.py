@@ -73,7 +73,8 @@ def cmd_dispatch(args) -> int:
     cost = cost.with_memory(workload_memory(scenario.workload, cost.memory))
     sampler = StepSampler(scenario.workload, seed=args.seed)
     overflow = {t.name: t.spec.overflow for t in scenario.workload}
-    names = DISPATCHERS.names()
+    # fixed-mbs answers what-if questions about a given micro-batch size: nothing to benchmark against
+    names = [n for n in DISPATCHERS.names() if not DISPATCHERS.get(n).takes_mbs]
     dispatchers = {n: get_dispatcher(n, time_limit_s=args.time_limit) for n in names}
     rows = []
     for step in tqdm(range(steps), desc=f"dispatch {scenario.name} on {plan}"):

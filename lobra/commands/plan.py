@@ -7,6 +7,7 @@ import argparse
 from lobra.commands._common import print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel
+from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.planners import PLANNERS, PlanResult, get_planner
 
 
@@ -38,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="plan a deployment for a scenario (or a tasks file) and report its cost")
     add_scenario_arguments(p, positional=False)
     add_planner_arguments(p)
+    # The settings of the dispatch the plan is chosen for (lobra-plus scores plans by dispatching with them).
+    DispatcherConfig.add_arguments(p, only=("packing", "bucketing", "num_buckets", "time_limit_s"))
     add_cost_arguments(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
@@ -57,7 +60,8 @@ def describe(result: PlanResult) -> str:
 
 def cmd_plan(args) -> int:
     scenario = scenario_from_args(args)
-    planner = get_planner(args.planner, **planner_options(args))
+    planned = DispatcherConfig.from_args(args, PLANNERS.get(args.planner).dispatcher_config)
+    planner = get_planner(args.planner, dispatcher_config=planned, **planner_options(args))
     result = planner.plan(scenario.workload, cost_from_args(args, scenario), scenario.num_gpus)
     if args.json:
         d = result.to_dict()

@@ -13,11 +13,12 @@ from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel, parse_plan
 from lobra.io import atomic_write
-from lobra.policies.dispatchers import DISPATCHERS, DispatcherConfig
+from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 from lobra.policies.planners import PLANNERS
 from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator
 from lobra.sim.compare import POLICIES, compare, reductions
 from lobra.sim.whatif import fixed_workload
+from lobra.traces import Workload
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,18 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scenario_arguments(p, positional=False)
     add_cost_arguments(p)
     p.add_argument("--planner", help=f"one of {', '.join(PLANNERS.names())} (default lobra-plus)")
-    p.add_argument("--dispatcher", help=f"one of {', '.join(DISPATCHERS.names())} (default: the planner's)")
     p.add_argument(
         "--plan", help="a fixed deployment plan instead of a planner, e.g. '<1,1>x6 <2,1>x1 <8,1>x1'"
-    )
-    p.add_argument(
-        "--packing", action="store_true", help="pack sequences instead of padding (with --dispatcher)"
     )
     p.add_argument(
         "--workload", help="what-if data: fixed:LEN (every sequence LEN tokens; needs --global-batch)"
     )
     p.add_argument("--global-batch", type=int, help="sequences per step of the fixed workload")
-    p.add_argument("--mbs", type=int, help="every micro-batch holds this many sequences (what-if mode)")
+    DispatcherConfig.add_arguments(p, dispatcher="the planner's; with --plan balanced; with --mbs fixed-mbs")
     p.add_argument("--steps", type=int, help="steps to simulate (default: every task to its end; what-if: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -61,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cost_arguments(p)
     p.add_argument("--steps", type=int, default=10, help="simulated steps per policy (default 10)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ilp-time-limit", type=float, default=2.0, help="per integer programme, s (default 2)")
+    DispatcherConfig.add_arguments(p, only=("time_limit_s",), defaults={"time_limit_s": 2.0})
     p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
     p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
     p.add_argument("--json", action="store_true")
@@ -69,50 +66,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_simulate(args) -> int:
-    failures = []
-    for text in args.fail:
-        try:
-            t, g = text.split(":")
-            failures.append(Failure(float(t), int(g)))
-        except ValueError:
-            raise SimError(f"--fail must be TIME:GPU, got {text!r}") from None
-    if args.workload:
-        if not args.plan or not args.model or not args.gpu:
-            raise SimError("--workload fixed:LEN needs --plan, --model and --gpu")
-        plan = parse_plan(args.plan)
-        steps = args.steps or 1
-        workload = fixed_workload(args.workload, args.global_batch, steps)
-        cost = CostModel.build(args.model, args.gpu, profile=args.profile)
-        num_gpus, name = args.num_gpus or plan.num_gpus, args.workload
-    else:
-        scenario = scenario_from_args(args)
-        workload, cost, num_gpus, name = (
-            scenario.workload,
-            cost_from_args(args, scenario),
-            scenario.num_gpus,
-            scenario.name,
-        )
-        steps = args.steps
-    config = DispatcherConfig(packing=args.packing)
-    if args.plan:
-        policy = Policy(
-            "plan", args.dispatcher or "balanced", config, plan=parse_plan(args.plan), mbs=args.mbs
-        )
-    else:
-        policy = Policy.of_planner(
-            args.planner or "lobra-plus",
-            dispatcher=args.dispatcher,
-            dispatcher_config=config if args.dispatcher else None,
-        )
-        if args.mbs:
-            raise SimError("--mbs needs a fixed --plan")
+    failures = _failures(args.fail)
+    workload, cost, num_gpus, name, steps = _simulated(args)
+    policy = _policy(args)
     sim = SimConfig(
         steps=steps,
         seed=args.seed,
         jitter=args.jitter,
         straggler_prob=args.straggler_prob,
         reconfig_s=args.reconfig_s,
-        failures=tuple(failures),
+        failures=failures,
         trace_steps=args.trace_steps,
         progress=not args.json,
     )
@@ -121,25 +84,64 @@ def cmd_simulate(args) -> int:
         result.write(args.out)
     if args.json:
         print_json(result.summary)
-    else:
-        s = result.summary
-        print(f"{name}: {s['steps']} steps on {num_gpus} x {cost.gpu.name}, policy {policy.name}")
-        for key in (
-            "plan",
-            "step_time_s",
-            "gpu_seconds_per_step",
-            "total_time_s",
-            "tokens_per_s",
-            "padding_ratio",
-            "idle_ratio",
-            "failed_attempts",
-            "reconfigurations",
-        ):
-            value = s[key]
-            print(f"  {key:22s} {value:.4g}" if isinstance(value, float) else f"  {key:22s} {value}")
-        if args.out:
-            print(f"wrote records, summary.json and trace.json under {args.out}")
+        return 0
+    print(f"{name}: {result.summary['steps']} steps on {num_gpus} x {cost.gpu.name}, policy {policy.name}")
+    for key in SUMMARY_KEYS:
+        value = result.summary[key]
+        print(f"  {key:22s} {value:.4g}" if isinstance(value, float) else f"  {key:22s} {value}")
+    if args.out:
+        print(f"wrote records, summary.json and trace.json under {args.out}")
     return 0
+
+
+SUMMARY_KEYS = (
+    "plan",
+    "step_time_s",
+    "gpu_seconds_per_step",
+    "total_time_s",
+    "tokens_per_s",
+    "padding_ratio",
+    "idle_ratio",
+    "failed_attempts",
+    "reconfigurations",
+)
+
+
+def _failures(texts: list[str]) -> tuple[Failure, ...]:
+    failures = []
+    for text in texts:
+        try:
+            t, g = text.split(":")
+            failures.append(Failure(float(t), int(g)))
+        except ValueError:
+            raise SimError(f"--fail must be TIME:GPU, got {text!r}") from None
+    return tuple(failures)
+
+
+def _simulated(args) -> tuple[Workload, CostModel, int, str, int | None]:
+    """The workload, cost model, GPU count, name and steps: a scenario's, or what-if fixed-length data."""
+    if args.workload:
+        if not args.plan or not args.model or not args.gpu:
+            raise SimError("--workload fixed:LEN needs --plan, --model and --gpu")
+        plan = parse_plan(args.plan)
+        steps = args.steps or 1
+        workload = fixed_workload(args.workload, args.global_batch, steps)
+        cost = CostModel.build(args.model, args.gpu, profile=args.profile)
+        return workload, cost, args.num_gpus or plan.num_gpus, args.workload, steps
+    scenario = scenario_from_args(args)
+    cost = cost_from_args(args, scenario)
+    return scenario.workload, cost, scenario.num_gpus, scenario.name, args.steps
+
+
+def _policy(args) -> Policy:
+    """A fixed --plan with the dispatcher the flags choose, or a planner with the dispatch it plans for (its own
+    settings, changed by any dispatch flags given)."""
+    if args.plan:
+        dispatcher, config = dispatch_from_args(args)
+        return Policy("plan", dispatcher, config, plan=parse_plan(args.plan))
+    planner = PLANNERS.get(args.planner or "lobra-plus")
+    dispatcher, config = dispatch_from_args(args, planner.dispatcher, planner.dispatcher_config)
+    return Policy.of_planner(planner.name, dispatcher=dispatcher, dispatcher_config=config)
 
 
 def cmd_compare(args) -> int:
@@ -159,7 +161,7 @@ def cmd_compare(args) -> int:
             scenario.num_gpus,
             steps=args.steps,
             seed=args.seed,
-            ilp_time_limit_s=args.ilp_time_limit,
+            ilp_time_limit_s=args.time_limit_s,
             workers=args.workers,
             progress=progress,
         )

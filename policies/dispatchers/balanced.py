@@ -115,58 +115,25 @@ class BalancedILPDispatcher(Dispatcher):
         replicas = plan.replicas
         lengths = sorted(counts, reverse=True)
         pairs = [(g, r) for g, s in enumerate(lengths) for r in holders(s, replicas, table)]
-        piped = sorted({r for _, r in pairs if replicas[r].pp > 1})
-        n_pairs = len(pairs)
-        # variable layout: n (n_pairs) | k (n_pairs) | y (n_pairs, used on pipelined replicas) | u (per piped) | z
-        n_var = 3 * n_pairs + len(piped) + 1
-        z = n_var - 1
-        u_of = {r: 3 * n_pairs + i for i, r in enumerate(piped)}
-        rows, cols, vals, lo, hi = [], [], [], [], []
-        row = 0
-
-        def add(entries, low, high):
-            nonlocal row
-            for c, v in entries:
-                rows.append(row)
-                cols.append(c)
-                vals.append(v)
-            lo.append(low)
-            hi.append(high)
-            row += 1
-
+        layout = _Layout(len(pairs), sorted({r for _, r in pairs if replicas[r].pp > 1}))
+        rows = _Rows()
         for g, s in enumerate(lengths):  # every sequence exactly once
-            add([(p, 1.0) for p, (gg, _) in enumerate(pairs) if gg == g], counts[s], counts[s])
-        load_terms: dict[int, list] = {r: [] for r in range(len(replicas))}
-        ub = np.zeros(n_var)
-        for p, (g, r) in enumerate(pairs):
-            lc = table.length_cost(replicas[r], lengths[g])
-            c = counts[lengths[g]]
-            add([(n_pairs + p, float(lc.per_mb)), (p, -1.0)], 0.0, np.inf)  # m k >= n
-            load_terms[r] += [(p, lc.alpha_s), (n_pairs + p, lc.beta_s)]
-            ub[p], ub[n_pairs + p], ub[2 * n_pairs + p] = c, -(-c // lc.per_mb), 1.0 if r in u_of else 0.0
-            if r in u_of:
-                add([(u_of[r], 1.0), (2 * n_pairs + p, -(replicas[r].pp - 1) * lc.full_mb_s)], 0.0, np.inf)
-                add([(p, 1.0), (2 * n_pairs + p, -float(c))], -np.inf, 0.0)  # n > 0 only if y = 1
-        for r, terms in load_terms.items():
-            if r in u_of:
-                terms = terms + [(u_of[r], 1.0)]
-            load_terms[r] = terms
-            add(terms + [(z, -1.0)], -np.inf, 0.0)
-        # Identical replicas are interchangeable: order their loads to cut the symmetric branches.
-        for r in range(len(replicas) - 1):
-            if replicas[r] == replicas[r + 1]:
-                add(load_terms[r] + [(c, -v) for c, v in load_terms[r + 1]], 0.0, np.inf)
-        ub[3 * n_pairs :] = np.inf
-        objective = np.zeros(n_var)
-        objective[z] = 1.0
-        integrality = np.zeros(n_var)
-        integrality[: 3 * n_pairs] = 1
-        matrix = coo_matrix((vals, (rows, cols)), shape=(row, n_var)).tocsr()
+            rows.add([(p, 1.0) for p, (gg, _) in enumerate(pairs) if gg == g], counts[s], counts[s])
+        ub = np.zeros(layout.num_vars)
+        load_terms = _pair_rows(
+            rows, ub, layout, [(lengths[g], r) for g, r in pairs], counts, replicas, table
+        )
+        _makespan_rows(rows, layout, load_terms, replicas)
+        ub[3 * layout.num_pairs :] = np.inf
+        objective = np.zeros(layout.num_vars)
+        objective[layout.z] = 1.0
+        integrality = np.zeros(layout.num_vars)
+        integrality[: 3 * layout.num_pairs] = 1
         result = milp(
             objective,
             integrality=integrality,
-            bounds=Bounds(np.zeros(n_var), ub),
-            constraints=LinearConstraint(matrix, lo, hi),
+            bounds=Bounds(np.zeros(layout.num_vars), ub),
+            constraints=rows.constraint(layout.num_vars),
             options={"time_limit": self.config.time_limit_s, "disp": False, "mip_rel_gap": MIP_REL_GAP},
         )
         if result.x is None:
@@ -177,3 +144,65 @@ class BalancedILPDispatcher(Dispatcher):
             if n:
                 out[r][lengths[g]] = n
         return out
+
+
+class _Layout:
+    """The programme's variables: n (one per (length, replica) pair) | k (per pair) | y (per pair, used on
+    pipelined replicas) | u (per pipelined replica) | z (the makespan)."""
+
+    def __init__(self, num_pairs: int, piped: list[int]) -> None:
+        self.num_pairs = num_pairs
+        self.num_vars = 3 * num_pairs + len(piped) + 1
+        self.z = self.num_vars - 1
+        self.u_of = {r: 3 * num_pairs + i for i, r in enumerate(piped)}
+
+
+class _Rows:
+    """A sparse constraint matrix built a row at a time: low <= row . x <= high."""
+
+    def __init__(self) -> None:
+        self.rows, self.cols, self.vals, self.lo, self.hi = [], [], [], [], []
+
+    def add(self, entries, low: float, high: float) -> None:
+        row = len(self.lo)
+        for c, v in entries:
+            self.rows.append(row)
+            self.cols.append(c)
+            self.vals.append(v)
+        self.lo.append(low)
+        self.hi.append(high)
+
+    def constraint(self, num_vars: int) -> LinearConstraint:
+        matrix = coo_matrix((self.vals, (self.rows, self.cols)), shape=(len(self.lo), num_vars)).tocsr()
+        return LinearConstraint(matrix, self.lo, self.hi)
+
+
+def _pair_rows(rows: _Rows, ub: np.ndarray, layout: _Layout, pairs, counts, replicas, table: CostTable):
+    """Per (length s, replica r) pair: micro-batches cover its sequences, and on a pipelined replica the bubble
+    u_r covers a full micro-batch of s whenever n > 0; fills the variables' upper bounds. Returns each replica's
+    load terms (alpha n + beta k per pair)."""
+    n_pairs, u_of = layout.num_pairs, layout.u_of
+    load_terms: dict[int, list] = {r: [] for r in range(len(replicas))}
+    for p, (s, r) in enumerate(pairs):
+        lc = table.length_cost(replicas[r], s)
+        c = counts[s]
+        rows.add([(n_pairs + p, float(lc.per_mb)), (p, -1.0)], 0.0, np.inf)  # m k >= n
+        load_terms[r] += [(p, lc.alpha_s), (n_pairs + p, lc.beta_s)]
+        ub[p], ub[n_pairs + p], ub[2 * n_pairs + p] = c, -(-c // lc.per_mb), 1.0 if r in u_of else 0.0
+        if r in u_of:
+            rows.add([(u_of[r], 1.0), (2 * n_pairs + p, -(replicas[r].pp - 1) * lc.full_mb_s)], 0.0, np.inf)
+            rows.add([(p, 1.0), (2 * n_pairs + p, -float(c))], -np.inf, 0.0)  # n > 0 only if y = 1
+    return load_terms
+
+
+def _makespan_rows(rows: _Rows, layout: _Layout, load_terms: dict[int, list], replicas) -> None:
+    """z >= every replica's load (plus its bubble), and identical replicas' loads in order."""
+    for r, terms in load_terms.items():
+        if r in layout.u_of:
+            terms = terms + [(layout.u_of[r], 1.0)]
+        load_terms[r] = terms
+        rows.add(terms + [(layout.z, -1.0)], -np.inf, 0.0)
+    # Identical replicas are interchangeable: order their loads to cut the symmetric branches.
+    for r in range(len(replicas) - 1):
+        if replicas[r] == replicas[r + 1]:
+            rows.add(load_terms[r] + [(c, -v) for c, v in load_terms[r + 1]], 0.0, np.inf)

@@ -8,12 +8,10 @@ itself), then build micro-batches. Policies differ only in `assign`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.bucketing import (
-    DEFAULT_NUM_BUCKETS,
     ROUND_TO,
     assign_buckets,
     dp_buckets,
@@ -21,29 +19,13 @@ from lobra.policies.bucketing import (
     round_up,
 )
 from lobra.policies.costs import CostTable
+from lobra.policies.dispatchers.config import BUCKETINGS, DispatcherConfig  # noqa: F401  (BUCKETINGS: re-export)
 from lobra.policies.microbatch import packed_micro_batches, padded_micro_batches
 from lobra.policies.registry import PolicyError, Registry
 from lobra.policies.types import DispatchPlan, StepItem
 
-BUCKETINGS = ("dp", "pow2")
 PLACEMENT_RATIO = 1.2
 OVERFLOWS = ("truncate", "drop")
-
-
-@dataclass(frozen=True)
-class DispatcherConfig:
-    bucketing: str = "dp"  # "dp": optimal buckets per step; "pow2": fixed 256..16K ladder (baselines)
-    num_buckets: int = DEFAULT_NUM_BUCKETS
-    packing: bool = False  # pack real lengths into micro-batches instead of padding
-    time_limit_s: float = 10.0  # for integer programs: always bounded
-
-    def __post_init__(self) -> None:
-        if self.bucketing not in BUCKETINGS:
-            raise PolicyError(f"bucketing must be one of {BUCKETINGS}, got {self.bucketing!r}")
-        if not isinstance(self.num_buckets, int) or self.num_buckets < 1:
-            raise PolicyError(f"num_buckets must be a positive integer, got {self.num_buckets!r}")
-        if self.time_limit_s <= 0:
-            raise PolicyError(f"time_limit_s must be positive, got {self.time_limit_s!r}")
 
 
 # An assignment: per replica, {padded length: number of sequences}.
@@ -52,9 +34,17 @@ Assignment = list[dict[int, int]]
 
 class Dispatcher:
     name = "base"
+    takes_mbs = False  # True: micro-batches of the settings' mbs sequences; False: sized to max_tokens
 
     def __init__(self, config: DispatcherConfig | None = None, **overrides) -> None:
         self.config = DispatcherConfig(**{**(config.__dict__ if config else {}), **overrides})
+        if self.takes_mbs and self.config.mbs is None:
+            raise PolicyError(f"dispatcher {self.name!r} needs mbs, the sequences per micro-batch")
+        if not self.takes_mbs and self.config.mbs is not None:
+            raise PolicyError(
+                f"dispatcher {self.name!r} sizes its micro-batches to max_tokens and takes no mbs "
+                f"(got mbs={self.config.mbs}; the fixed-mbs dispatcher takes one)"
+            )
         self._tables: dict[int, CostTable] = {}
 
     def table(self, cost: CostModel) -> CostTable:
@@ -101,10 +91,10 @@ class Dispatcher:
                 run += [lengths[i] for i in chosen]
                 pad += [s] * n
             if self.config.packing:
-                mbs = packed_micro_batches(ids, run, limits[r])
+                built = packed_micro_batches(ids, run, limits[r])
             else:
-                mbs = padded_micro_batches(ids, run, pad, limits[r])
-            micro_batches.append(tuple(mbs))
+                built = padded_micro_batches(ids, run, pad, limits[r])
+            micro_batches.append(tuple(built))
         return DispatchPlan(plan, tuple(micro_batches), tuple(dropped), truncated)
 
     def _pad(self, lengths: np.ndarray, largest: int, capacities: list[int]) -> np.ndarray:

@@ -122,8 +122,15 @@ class Planner:
     dispatcher = "balanced"
     dispatcher_config = DispatcherConfig()
 
-    def __init__(self, config: PlannerConfig | None = None, **overrides) -> None:
+    def __init__(
+        self,
+        config: PlannerConfig | None = None,
+        dispatcher_config: DispatcherConfig | None = None,
+        **overrides,
+    ) -> None:
         self.config = PlannerConfig(**{**(config.__dict__ if config else {}), **overrides})
+        # The dispatch settings planned for: the class's own unless the caller's dispatch runs with others.
+        self.dispatcher_config = dispatcher_config or type(self).dispatcher_config
 
     def plan(self, workload: Workload, cost: CostModel, num_gpus: int) -> PlanResult:
         if not isinstance(num_gpus, int) or num_gpus < 1:
@@ -170,7 +177,7 @@ def evaluate_plan(
     plan: DeploymentPlan, sample: WorkloadSample, cost: CostModel, dispatcher: str, config: DispatcherConfig
 ) -> float:
     """Mean estimated step time of the sampled steps dispatched on this plan."""
-    d = get_dispatcher(dispatcher, **config.__dict__)
+    d = get_dispatcher(dispatcher, config)
     times = [
         estimate_step(d.dispatch(step, plan, cost, sample.overflow), cost).step_time_s
         for step in sample.steps

@@ -13,7 +13,11 @@ POW2_UNIFORM = DispatcherConfig(bucketing="pow2")
 
 
 def best_homogeneous(
-    sample: WorkloadSample, cost: CostModel, num_gpus: int
+    sample: WorkloadSample,
+    cost: CostModel,
+    num_gpus: int,
+    dispatcher: str = "uniform",
+    config: DispatcherConfig = POW2_UNIFORM,
 ) -> tuple[DeploymentPlan, float, int]:
     """The homogeneous plan (copies of one config filling the cluster) with the shortest mean step, among configs
     sized for the longest sequence (or the largest that fits, when none holds it)."""
@@ -23,7 +27,7 @@ def best_homogeneous(
     need = min(int(sample.lengths().max()), max(feasible.values()))
     sized = [c for c, n in feasible.items() if n >= need]
     plans = [DeploymentPlan.of({c: num_gpus // c.num_gpus}) for c in sized]
-    times = {p: evaluate_plan(p, sample, cost, "uniform", POW2_UNIFORM) for p in plans}
+    times = {p: evaluate_plan(p, sample, cost, dispatcher, config) for p in plans}
     best = min(plans, key=lambda p: (times[p], str(p)))
     return best, times[best], len(plans)
 
@@ -39,7 +43,9 @@ class TaskFusedPlanner(Planner):
     def search(
         self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
     ) -> SearchResult:
-        plan, step_s, considered = best_homogeneous(sample, cost, num_gpus)
+        plan, step_s, considered = best_homogeneous(
+            sample, cost, num_gpus, self.dispatcher, self.dispatcher_config
+        )
         return SearchResult(plan, step_s, considered)
 
 
@@ -68,7 +74,9 @@ class TaskSequentialPlanner(Planner):
                     "lora_targets": task.spec.targets,
                 }
             )
-            plan, step_s, n = best_homogeneous(alone, cost.with_memory(memory), num_gpus)
+            plan, step_s, n = best_homogeneous(
+                alone, cost.with_memory(memory), num_gpus, self.dispatcher, self.dispatcher_config
+            )
             task_plans[task.name] = plan
             total += step_s
             considered += n

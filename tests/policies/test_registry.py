@@ -5,7 +5,7 @@ from lobra.policies.registry import PolicyError, Registry
 
 
 def test_known_policies_are_registered():
-    assert set(DISPATCHERS.names()) == {"uniform", "length", "balanced", "balanced-ilp"}
+    assert set(DISPATCHERS.names()) == {"uniform", "length", "balanced", "balanced-ilp", "fixed-mbs"}
     assert set(PLANNERS.names()) == {"task-sequential", "task-fused", "lobra", "lobra-plus", "exhaustive"}
 
 

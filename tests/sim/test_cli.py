@@ -33,6 +33,23 @@ def test_what_if_matches_costmodel_replica_time(cli):
     assert json.loads(out)["step_time_s"] == pytest.approx(json.loads(cm)[0]["total_s"], rel=1e-12)
 
 
+def test_dispatch_flags_reach_the_simulated_dispatcher(cli):
+    base = "simulate --scenario real-7b --plan '<1,1>x8 <8,1>x1' --steps 1 --json"
+    padding = {}
+    for flags in (
+        "",
+        "--packing",
+        "--bucketing pow2",
+        "--num-buckets 2",
+        "--dispatcher balanced-ilp --ilp-time-limit 1",
+    ):
+        rc, out, _ = cli(f"{base} {flags}")
+        assert rc == 0
+        padding[flags] = json.loads(out)["padding_ratio"]
+    assert padding["--packing"] == 0 < padding[""]
+    assert padding["--bucketing pow2"] > padding[""] and padding["--num-buckets 2"] > padding[""]
+
+
 @pytest.mark.slow
 def test_compare_json_has_every_policy(cli, tmp_path):
     rc, out, _ = cli(f"compare --scenario paper-7b --steps 2 --workers 1 --json --out {tmp_path}")

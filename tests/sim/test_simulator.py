@@ -177,3 +177,15 @@ def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
         else:
             assert added[0] == pytest.approx(0.0)
         assert added[1:] == pytest.approx(np.zeros(3))
+
+
+def test_a_policy_plans_with_the_dispatch_settings_it_runs():
+    padded = Policy.of_planner("lobra-plus", dispatcher_config=DispatcherConfig())
+    assert padded.make_planner().dispatcher_config == DispatcherConfig()
+    default = Policy.of_planner("lobra-plus")
+    assert default.make_planner().dispatcher_config == DispatcherConfig(packing=True)
+    # run with another dispatcher, a planner still plans for its own
+    other = Policy.of_planner("lobra-plus", dispatcher="uniform", dispatcher_config=DispatcherConfig())
+    assert other.make_planner().dispatcher_config == DispatcherConfig(packing=True)
+    with pytest.raises(ValueError, match="needs mbs"):
+        Policy("p", "fixed-mbs", plan=PLAN)

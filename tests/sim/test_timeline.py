@@ -3,6 +3,7 @@
 import pytest
 from lobra.costmodel import CostModel, LayerTimeFit, parse_plan
 from lobra.costmodel.cost_model import P2P_LATENCY_S
+from lobra.policies.dispatchers import DispatcherConfig
 from lobra.sim import Policy, SimConfig, Simulator
 from lobra.sim.whatif import fixed_workload
 
@@ -13,7 +14,7 @@ FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
 def run(plan: str, num_seqs: int, mbs: int, pipeline: str = "events", seq_len: int = 16):
     cost = CostModel.build("tiny", "cpu", fit=FIT)
     workload = fixed_workload(f"fixed:{seq_len}", num_seqs, steps=1)
-    policy = Policy("plan", "balanced", plan=parse_plan(plan), mbs=mbs)
+    policy = Policy("plan", "fixed-mbs", DispatcherConfig(mbs=mbs), plan=parse_plan(plan))
     sim = Simulator(
         workload,
         cost,
@@ -84,7 +85,7 @@ def test_what_if_mode_reproduces_the_cost_model_exactly(plan, seq_len, mbs):
     cost = CostModel.build("llama2-7b", "a100-40gb")
     deployment = parse_plan(plan)
     workload = fixed_workload(f"fixed:{seq_len}", 4 * mbs, steps=1)
-    policy = Policy("plan", "balanced", plan=deployment, mbs=mbs)
+    policy = Policy("plan", "fixed-mbs", DispatcherConfig(mbs=mbs), plan=deployment)
     result = Simulator(workload, cost, deployment.num_gpus, policy, SimConfig(steps=1)).run()
     config = deployment.replicas[0]
     expected = cost.replica_time(config, [MicroBatch.padded(mbs, seq_len)] * 4)
@@ -103,7 +104,7 @@ def test_measured_stage_weights_reach_the_simulated_pipeline(pipeline):
     base = CostModel.build("tiny", "cpu", fit=FIT)
     cost = base.with_overheads(overheads)
     workload = fixed_workload("fixed:16", 12, steps=1)
-    policy = Policy("plan", "balanced", plan=deployment, mbs=3)
+    policy = Policy("plan", "fixed-mbs", DispatcherConfig(mbs=3), plan=deployment)
     config = SimConfig(steps=1, trace_steps=1, pipeline=pipeline)
     result = Simulator(workload, cost, 2, policy, config).run()
     expected = cost.replica_time(deployment.replicas[0], [MicroBatch.padded(3, 16)] * 4)
