@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lobra.io import atomic_write  # noqa: E402
+
 
 def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
     """Measured vs fitted ms per layer against sequence length, one panel per tp, one line per micro-batch size."""
@@ -36,8 +38,7 @@ def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
     axes[0][0].set_ylabel("time per layer, fwd+bwd (ms)")
     axes[0][-1].legend(fontsize=7, title="dots measured, lines fit", title_fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_compare(rows: list[dict], title: str, path: str | Path) -> None:
@@ -65,5 +66,11 @@ def plot_compare(rows: list[dict], title: str, path: str | Path) -> None:
     ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, format=Path(path).suffix.lstrip(".") or "png", dpi=150)
+    _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> None:
+    """The figure in the format its suffix names (PNG without one), written whole or not at all."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=150))
     plt.close(fig)

@@ -19,7 +19,7 @@ from lobra.analysis.sweep import (
 )
 from lobra.commands._common import print_json, print_table
 from lobra.commands.scenarios import add_scenario_arguments
-from lobra.io import atomic_write
+from lobra.io import write_table
 
 SHOWN = [
     "policy",
@@ -80,8 +80,7 @@ def cmd_sweep(args) -> int:
 
         df = run_sweep(specs, args.workers, progress)
     out = Path(args.out)
-    atomic_write(out / "sweep.parquet", lambda p: df.to_parquet(p, index=False))
-    atomic_write(out / "sweep.csv", lambda p: df.to_csv(p, index=False))
+    write_table(df, out / "sweep", formats=("parquet", "csv"))
     if args.json:
         print_json(df.to_dict(orient="records"))
         return 0

@@ -3,7 +3,16 @@ import json
 import matplotlib.image
 import pandas as pd
 import pytest
-from lobra.analysis.figures import FIGURES, FigureSettings, make_all
+from lobra.analysis.figures import (
+    FIGURES,
+    REGISTRY,
+    Figure,
+    FigureError,
+    FigureRegistry,
+    FigureSettings,
+    Table,
+    make_all,
+)
 from lobra.analysis.paper import replica_sizes, sizes_str
 from lobra.analysis.studies import load_validation, swap_degrees
 
@@ -22,6 +31,51 @@ def test_every_figure_as_png_pdf_and_csv(small_figures):
         "long",
         "short-2",
     ]
+
+
+def test_the_registry_is_the_one_list_of_figures(small_figures):
+    names = REGISTRY.names()
+    assert FIGURES == names and len(names) == len(set(names)) == 8
+    for ext in ("png", "pdf"):  # exactly the registered figures, nothing else drawn
+        assert sorted(p.stem for p in small_figures.glob(f"*.{ext}")) == sorted(names)
+    tables = {t.name for f in REGISTRY for t in f.tables}
+    assert {p.stem for p in small_figures.glob("*.csv")} - {"sweep"} - tables == set(names)
+    assert json.loads((small_figures / "figures.json").read_text())["figures"] == names
+    for figure in REGISTRY:  # each CSV has the columns its record declares, in order
+        assert tuple(pd.read_csv(small_figures / f"{figure.name}.csv").columns) == figure.columns
+
+
+def _figure(name: str, **kw) -> Figure:
+    fields = {"draw": lambda inputs, out: None, "columns": ("a", "b"), "title": "T", "caption": "C"}
+    return Figure(name=name, **(fields | kw))
+
+
+def test_the_registry_refuses_duplicate_and_unknown_names():
+    registry = FigureRegistry([_figure("one")])
+    with pytest.raises(FigureError, match="'one' is already registered"):
+        registry.register(_figure("one"))
+    table = Table("one", "main", ("a",), "T", "text", ("a",))
+    with pytest.raises(FigureError, match="'one' is already registered"):  # a table's CSV would overwrite it
+        registry.register(_figure("two", tables=(table,)))
+    assert registry.names() == ["one"] and "two" not in registry
+    with pytest.raises(FigureError, match="unknown figure 'nope'; choose from one"):
+        registry.get("nope")
+    with pytest.raises(FigureError, match="already registered"):
+        FigureRegistry([*REGISTRY, REGISTRY.get("buckets")])
+    assert [REGISTRY.number(n) for n in ("gpu_seconds", "sim_vs_real")] == [1, 8]
+
+
+def test_a_figure_record_is_checked():
+    with pytest.raises(FigureError, match=r"shown columns \['c'\]"):
+        _figure("x", shown=("a", "c"))
+    with pytest.raises(FigureError, match="names files"):
+        _figure("x/y")
+    with pytest.raises(FigureError, match="distinct"):
+        _figure("x", columns=("a", "a"))
+    figure = _figure("x")
+    assert figure.check(pd.DataFrame(columns=["a", "b"])) is not None
+    with pytest.raises(FigureError, match="wrote the columns"):
+        figure.check(pd.DataFrame(columns=["b", "a"]))
 
 
 def test_pictures_are_page_width_at_150_dpi(small_figures):

@@ -4,6 +4,7 @@ import shutil
 
 import pandas as pd
 from lobra.analysis import paper
+from lobra.analysis.figures import REGISTRY
 from lobra.analysis.report import bucket_checks, headline_checks, planning_checks, scaling_checks
 
 
@@ -23,6 +24,18 @@ def test_report_of_a_custom_workload(cli, small_figures, tmp_path):
     gs = pd.read_csv(small_figures / "gpu_seconds.csv").set_index("policy")
     assert f"{gs.loc['lobra', 'gpu_seconds_per_step']:.3g}" in text  # our measured numbers
     assert "<1,1>x2" in text and "mape_pct" in text  # the validation pairs' plans and metrics
+
+
+def test_the_report_shows_only_registered_figures_in_their_order(cli, small_figures, tmp_path):
+    out = tmp_path / "report.md"
+    assert cli(f"report --figures {small_figures} --out {out}")[0] == 0
+    text = out.read_text()
+    stems = [p.rsplit("/", 1)[-1].removesuffix(".png") for p in _images(text)]
+    assert stems == REGISTRY.names()  # every figure once, in the registry's order
+    headings = re.findall(r"^## (\d+)\. (.+)$", text, flags=re.M)
+    assert headings == [(str(i), f.title) for i, f in enumerate(REGISTRY, 1)]
+    for figure in REGISTRY:
+        assert f"*{figure.caption}* (PDF: `{figure.name}.pdf`" in text
 
 
 def test_report_against_the_paper(cli, small_figures, tmp_path):
