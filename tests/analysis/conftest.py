@@ -21,7 +21,7 @@ tasks:
     steps: 50
 """
 
-# Column names as `lobra validate` writes them (analysis/validate.py); step 0 is a warm-up step.
+# Column names as `lobra validate` writes them (lobra.calibration.validate); step 0 is a warm-up step.
 PAIRS = """\
 plan,ranks,step,warmup,real_step_s,sim_step_s
 "<1,1>x1",1,0,True,1.50,1.00
