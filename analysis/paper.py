@@ -1,4 +1,4 @@
-"""The LobRA paper's published numbers we check ourselves against (../shared/DESIGN.md, "Paper facts").
+"""The LobRA paper's published numbers we check ourselves against (PVLDB 18(8) 2025, arXiv 2509.01193).
 
 Plans are written as the paper writes them; we compare plans by their replica sizes (GPUs per replica), which do
 not depend on the order of the two degrees in the notation.
