@@ -212,6 +212,6 @@ ABLATION = Figure(
     shown=("setting", "policy", "plan", "dispatcher", "bucketing", "relative_to_task_fused", "padding_ratio"),
     text="Heterogeneous replicas with length-based dispatch (each sequence to the cheapest replica that holds it) and"
     " the baselines' power-of-two buckets; then balanced dispatch (the per-step integer programme); then dynamic"
-    " bucketing (= LobRA). The paper publishes this ablation as a figure whose numbers DESIGN.md does not"
+    " bucketing (= LobRA). The paper publishes this ablation as a figure whose numbers were not"
     " record, so it is not in the summary table.",
 )

@@ -100,7 +100,7 @@ def _header(folder: Path, manifest: dict) -> str:
         f" programmes limited to {manifest['ilp_time_limit_s']:g} s, {manifest['wall_s']:g} s of wall time."
         " Every number of ours is a simulation (sim/) with our cost model (costmodel/) on moment-matched synthetic"
         " traces of the paper's datasets (traces/); the paper's numbers are measurements on real clusters"
-        ' (lobra.analysis.paper). Nothing here was tuned toward the paper. The simulated numbers'
+        " (lobra.analysis.paper). Nothing here was tuned toward the paper. The simulated numbers"
         " repeat exactly under the seed except where a balanced-ilp integer programme hits its time limit: its"
         " incumbent then depends on the machine's load (under 1% apart between our repeated runs); planning times"
         " are wall-clock.\n"
