@@ -213,5 +213,5 @@ ABLATION = Figure(
     text="Heterogeneous replicas with length-based dispatch (each sequence to the cheapest replica that holds it) and"
     " the baselines' power-of-two buckets; then balanced dispatch (the per-step integer programme); then dynamic"
     " bucketing (= LobRA). The paper publishes this ablation as a figure whose numbers were not"
-    " record, so it is not in the summary table.",
+    " recorded here, so it is not in the summary table.",
 )
