@@ -116,15 +116,22 @@ class DatasetTokens:
 
 @dataclass
 class MicroBatchData:
-    """The tensors of one micro-batch, sequences ordered by task (contiguous segments for MultiLoraLinear)."""
+    """The tensors of one micro-batch, its sequences ordered by task (contiguous segments for MultiLoraLinear).
 
-    ids: object  # LongTensor [B, S]
-    labels: object  # LongTensor [B, S], IGNORE_INDEX where there is no target
-    weights: object  # [B, S], 1/N_t at task t's targets, 0 elsewhere
-    task_index: object  # LongTensor [B]: index of each sequence's task in the workload
-    segments: list[tuple[str, int, int]]
+    Padded: one row per sequence, right-padded to the micro-batch's length; the causal mask alone keeps padding out
+    of every real token's attention. Packed: the sequences concatenated in one row, each attending only to itself
+    (a block-diagonal causal mask), positions restarting at 0 per sequence, and no target crossing into the next
+    sequence; then the tasks' segments run over tokens, not rows."""
+
+    ids: object  # LongTensor [rows, cols]
+    labels: object  # LongTensor [rows, cols], IGNORE_INDEX where there is no target
+    weights: object  # [rows, cols], 1/N_t at task t's targets, 0 elsewhere
+    task_index: object  # LongTensor [rows, cols]: index of each token's task in the workload
+    positions: object  # LongTensor [rows, cols]: each token's position in its own sequence
+    mask: object | None  # bool [1, 1, cols, cols] (True: may attend) when packed; None: plain causal
+    segments: list[tuple[str, int, int]]  # (task, start, stop) over rows, or over tokens when packed
     lengths: list[int]
-    seq_len: int
+    packed: bool
 
     @property
     def num_seqs(self) -> int:
@@ -136,7 +143,14 @@ class MicroBatchData:
 
     @property
     def padded_tokens(self) -> int:
-        return self.num_seqs * self.seq_len
+        return self.ids.numel()
+
+
+def block_causal_mask(lengths: list[int]) -> np.ndarray:
+    """[T, T] with True where query token i may attend key token j: j <= i within the same sequence."""
+    seq = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(seq.size)
+    return (seq[:, None] == seq[None, :]) & (pos[None, :] <= pos[:, None])
 
 
 def build_micro_batch(
@@ -152,32 +166,47 @@ def build_micro_batch(
     import torch
 
     order = sorted(range(len(mb.items)), key=lambda j: (tasks.index(items[mb.items[j]].task), mb.items[j]))
-    # Packed micro-batches run padded to their longest sequence: the executor has no variable-length attention.
-    seq_len = max(mb.lengths) if mb.packed else mb.seq_len
-    ids = np.zeros((len(order), seq_len), dtype=np.int64)
-    labels = np.full((len(order), seq_len), IGNORE_INDEX, dtype=np.int64)
-    weights = np.zeros((len(order), seq_len), dtype=np.float64)
-    task_index, lengths, segments = [], [], []
-    for row, j in enumerate(order):
-        i, n = mb.items[j], mb.lengths[j]
+    lengths = [mb.lengths[j] for j in order]
+    # Where each sequence starts: (row, column) of a [rows, cols] grid.
+    if mb.packed:
+        rows, cols = 1, sum(lengths)
+        starts = [(0, int(c)) for c in np.cumsum([0, *lengths[:-1]])]
+    else:
+        rows, cols = len(order), mb.seq_len
+        starts = [(r, 0) for r in range(rows)]
+    ids = np.zeros((rows, cols), dtype=np.int64)
+    labels = np.full((rows, cols), IGNORE_INDEX, dtype=np.int64)
+    weights = np.zeros((rows, cols), dtype=np.float64)
+    task_index = np.zeros((rows, cols), dtype=np.int64)
+    positions = np.zeros((rows, cols), dtype=np.int64)
+    if not mb.packed:
+        positions[:] = np.arange(cols)  # padding keeps counting: its positions are never attended to
+    segments: list[tuple[str, int, int]] = []
+    for j, n, (r, c) in zip(order, lengths, starts, strict=True):
+        i = mb.items[j]
         task = items[i].task
         seq = source.ids(keys[i], n)
-        ids[row, :n] = seq
-        if n > 1:
-            labels[row, : n - 1] = seq[1:]
-            weights[row, : n - 1] = 1.0 / targets[task]
-        task_index.append(tasks.index(task))
-        lengths.append(n)
+        ids[r, c : c + n] = seq
+        labels[r, c : c + n - 1] = seq[1:]
+        weights[r, c : c + n - 1] = 1.0 / targets[task] if n > 1 else 0.0
+        task_index[r, c : c + n] = tasks.index(task)
+        positions[r, c : c + n] = np.arange(n)
+        start, stop = (c, c + n) if mb.packed else (r, r + 1)
         if segments and segments[-1][0] == task:
-            segments[-1] = (task, segments[-1][1], row + 1)
+            segments[-1] = (task, segments[-1][1], stop)
         else:
-            segments.append((task, row, row + 1))
+            segments.append((task, start, stop))
+    mask = None
+    if mb.packed and len(lengths) > 1:
+        mask = torch.from_numpy(block_causal_mask(lengths))[None, None].to(device)
     return MicroBatchData(
         ids=torch.from_numpy(ids).to(device),
         labels=torch.from_numpy(labels).to(device),
         weights=torch.from_numpy(weights).to(device=device, dtype=weight_dtype),
-        task_index=torch.tensor(task_index, dtype=torch.long, device=device),
+        task_index=torch.from_numpy(task_index).to(device),
+        positions=torch.from_numpy(positions).to(device),
+        mask=mask,
         segments=segments,
         lengths=lengths,
-        seq_len=seq_len,
+        packed=mb.packed,
     )

@@ -145,13 +145,20 @@ class Stage(nn.Module):
         self.last = getattr(model, "lm_head", None) is not None
         self.layer_ids = [layer_index(layer) for layer in inner.layers]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """positions: each token's position in its own sequence (default 0, 1, ... along each row); mask: which
+        tokens each token may attend to (bool [1, 1, T, T]; packed sequences), None for plain causal attention.
+        SDPA takes the mask as it is on every device: varlen kernels would save its T x T bytes and the masked-out
+        blocks' FLOPs, but none ships with torch's SDPA."""
         inner = self.model.model
         h = inner.embed_tokens(x) if self.first else x
-        positions = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        if positions is None:
+            positions = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
         rotary = inner.rotary_emb(h, positions)
         for layer in inner.layers:
-            h = layer(h, attention_mask=None, position_ids=positions, position_embeddings=rotary)
+            h = layer(h, attention_mask=mask, position_ids=positions, position_embeddings=rotary)
         if not self.last:
             return h
         return self.model.lm_head(inner.norm(h))

@@ -1,8 +1,9 @@
 """MultiLoraLinear: one frozen linear, one LoRA adapter per task; each sequence of a batch uses its own task's.
 
-A micro-batch mixes tasks. The step orders its sequences by task, so a task's sequences are one contiguous slice of
-the batch dimension (`LoraBatch.segments`); the layer computes base(x) once for the whole batch, then for each
-segment x[a:b] @ A_t^T @ B_t^T * alpha_t / r_t, and adds the concatenated deltas.
+A micro-batch mixes tasks. The step orders its sequences by task, so a task's tokens are one contiguous slice of
+the batch (`LoraBatch.segments`): of its rows when sequences are padded, of the one row's tokens when they are
+packed (`LoraBatch.dim`). The layer computes base(x) once for the whole batch, then for each segment
+x[a:b] @ A_t^T @ B_t^T * alpha_t / r_t, and adds the concatenated deltas.
 
 Adapters are separate parameters per task (A_t [r_t, in], B_t [out, r_t], peft's layout), not one stacked
 [num_tasks, in, r_max] tensor: tasks have their own rank and their own target modules (a stacked tensor would pad
@@ -35,11 +36,12 @@ class LoraBatch:
     """Which sequences of the current micro-batch belong to which task, shared by every MultiLoraLinear of a
     model: the step sets it before each forward pass (the backward pass does not read it)."""
 
-    segments: list[tuple[str, int, int]] | None = None  # (task, start, stop) over the batch dimension
+    segments: list[tuple[str, int, int]] | None = None  # (task, start, stop) over dimension `dim` of x
     sizes: list[int] | None = None
+    dim: int = 0  # 0: segments over rows (padded sequences); 1: over the tokens of packed rows
 
-    def set(self, segments: list[tuple[str, int, int]]) -> None:
-        """segments must tile the batch in order: (task, 0, a), (task', a, b), ..."""
+    def set(self, segments: list[tuple[str, int, int]], dim: int = 0) -> None:
+        """segments must tile dimension `dim` in order: (task, 0, a), (task', a, b), ..."""
         position = 0
         for _, start, stop in segments:
             if start != position or stop <= start:
@@ -47,6 +49,7 @@ class LoraBatch:
             position = stop
         self.segments = list(segments)
         self.sizes = [stop - start for _, start, stop in segments]
+        self.dim = dim
 
 
 @dataclass(frozen=True)
@@ -119,16 +122,16 @@ class MultiLoraLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
-        segments = self.batch.segments
+        segments, dim = self.batch.segments, self.batch.dim
         if segments is None:
             raise RuntimeError("MultiLoraLinear: LoraBatch.segments is not set for this micro-batch")
-        if segments[-1][2] != x.shape[0]:
+        if segments[-1][2] != x.shape[dim]:
             raise RuntimeError(
-                f"LoraBatch.segments {segments} do not cover a batch of {x.shape[0]} sequences"
+                f"LoraBatch.segments {segments} do not cover dim {dim} of a batch {tuple(x.shape)}"
             )
         # split, not one slice per segment: a slice's backward writes its gradient into a zero-filled tensor of
         # the whole batch, split's backward concatenates the pieces once.
-        parts = x.split(self.batch.sizes) if len(segments) > 1 else (x,)
+        parts = x.split(self.batch.sizes, dim) if len(segments) > 1 else (x,)
         hs: list[torch.Tensor | None] = []
         for (task, _, _), part in zip(segments, parts, strict=True):
             i = self._index.get(task)
@@ -138,11 +141,13 @@ class MultiLoraLinear(nn.Module):
         deltas = []
         for (task, start, stop), h in zip(segments, hs, strict=True):
             if h is None:
-                deltas.append(y.new_zeros((stop - start, *y.shape[1:])))
+                shape = list(y.shape)
+                shape[dim] = stop - start
+                deltas.append(y.new_zeros(shape))
             else:
                 i = self._index[task]
                 deltas.append(F.linear(h, self.lora_B[i].to(x.dtype)) * self.scales[i])
-        return y + (deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=0))
+        return y + (deltas[0] if len(deltas) == 1 else torch.cat(deltas, dim=dim))
 
     def _tp_exchange(self, hs: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
         """One collective for all segments' low-rank activations: flatten, reduce, split back."""

@@ -43,7 +43,7 @@ def micro_batch_loss(logits: torch.Tensor, mb: MicroBatchData, num_tasks: int):
     )
     weighted = ce.view_as(mb.weights) * mb.weights.to(dtype)
     per_task = torch.zeros(num_tasks, dtype=dtype, device=logits.device)
-    per_task.index_add_(0, mb.task_index, weighted.detach().sum(dim=1))
+    per_task.index_add_(0, mb.task_index.flatten(), weighted.detach().flatten())
     return weighted.sum(), per_task
 
 
@@ -73,8 +73,8 @@ def run_replica(
     if place.config.pp == 1:
         for i, mb in enumerate(mbs):
             t0 = clock.now()
-            batch.set(mb.segments)
-            loss, per_task = micro_batch_loss(stage(mb.ids), mb, num_tasks)
+            batch.set(mb.segments, int(mb.packed))
+            loss, per_task = micro_batch_loss(stage(mb.ids, mb.positions, mb.mask), mb, num_tasks)
             if on_forward is not None:
                 on_forward(i)
             loss.backward()
@@ -101,13 +101,13 @@ def _one_f_one_b(stage, batch, mbs, place, num_tasks, clock, task_loss, mb_s, on
             inp = None
             x = mb.ids
         else:
-            inp = torch.empty(mb.num_seqs, mb.seq_len, hidden, dtype=dtype, device=device)
+            inp = torch.empty(*mb.ids.shape, hidden, dtype=dtype, device=device)
             dist.recv(inp, src=prev_rank)
             inp.requires_grad_(True)
             x = inp
         t0 = clock.now()
-        batch.set(mb.segments)
-        out = stage(x)
+        batch.set(mb.segments, int(mb.packed))
+        out = stage(x, mb.positions, mb.mask)
         if next_rank is None:
             out, per_task = micro_batch_loss(out, mb, num_tasks)
             task_loss.add_(per_task.to(task_loss.dtype))

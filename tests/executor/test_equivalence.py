@@ -1,5 +1,5 @@
 """Distributed runs against references: joint training equals each task trained alone, a TP=2 or pp=2 replica
-equals a TP=1/pp=1 one (losses and gradients)."""
+equals a TP=1/pp=1 one, and a packed pipeline equals the padded replica (losses and gradients)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from lobra.costmodel import load_model_spec
 from lobra.executor.data import SyntheticTokens
 from lobra.executor.model import build_base_model, lora_init
 from lobra.executor.peft_io import load_adapter_tensors
+from lobra.policies.dispatchers import DispatcherConfig
 from lobra.traces import StepSampler, Workload, load_workload
 from safetensors.torch import load_file
 
@@ -114,6 +115,17 @@ def test_pp2_replica_matches_pp1(single_run, runs_dir, ex):
     mbs = pd.read_csv(out / "micro_batches.csv")
     assert len(mbs) > 0 and (mbs["last_stage_s"] > 0).all() and (mbs["time_s"] > 0).all()
     assert (mbs["last_stage_s"] != mbs["time_s"]).all()
+
+
+def test_packed_pp2_replica_matches_padded_tp1(single_run, runs_dir, ex):
+    out = runs_dir / "pp2_packed"
+    ex.run_job(out, "<1,2>x1", 2, 2, dump_grads=True, dispatch=DispatcherConfig(packing=True))
+    # The dispatch packed several sequences into a row, and the records say so: no padding was processed.
+    mbs = pd.read_csv(out / "micro_batches.csv")
+    assert (mbs["num_seqs"] > 1).any()
+    replicas = pd.read_csv(out / "replicas.csv")
+    assert (replicas["padded_tokens"] == replicas["tokens"]).all()
+    _compare_replicas(single_run, out, "packed pp=2 vs padded pp=1", ex.names)
 
 
 @pytest.mark.slow
