@@ -150,8 +150,8 @@ class Stage(nn.Module):
     ) -> torch.Tensor:
         """positions: each token's position in its own sequence (default 0, 1, ... along each row); mask: which
         tokens each token may attend to (bool [1, 1, T, T]; packed sequences), None for plain causal attention.
-        SDPA takes the mask as it is on every device: varlen kernels would save its T x T bytes and the masked-out
-        blocks' FLOPs, but none ships with torch's SDPA."""
+        SDPA takes the mask as it is, on every device: it costs T x T bytes and computes the masked-out blocks,
+        which a variable-length kernel (torch.nn.attention.varlen, CUDA only) would skip."""
         inner = self.model.model
         h = inner.embed_tokens(x) if self.first else x
         if positions is None:
