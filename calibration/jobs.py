@@ -34,14 +34,15 @@ from pathlib import Path
 import pandas as pd
 from lobra.calibration import derive
 from lobra.calibration.host import INDEPENDENT, HostModel
+from lobra.calibration.layer import profile_stem, write_profile
 from lobra.calibration.measurements import Job, JobResult, RankResult
 from lobra.calibration.rank import REFERENCE_BLOCK
-from lobra.costmodel import LayerTimeFit, fit_profile, parse_plan
+from lobra.costmodel import LayerTimeFit, parse_plan
 from lobra.costmodel.specs import load_model_spec
 from lobra.executor.errors import ExecutorError
 from lobra.executor.launch import free_port
 
-from lobra.io import atomic_write, write_text
+from lobra.io import write_text
 
 DEFAULT_SEQ_LENS = (32, 64, 128, 256, 384, 512, 768, 1024)
 DEFAULT_MBS = (1, 2, 4, 8)
@@ -174,16 +175,9 @@ class CalibrationJobs:
     def write(self, out_dir: str | Path) -> ExecutorCalibration:
         """<model>_cpu_layer_time.csv, its fit and <model>_cpu_host.json under out_dir."""
         profile, host = self.profile(), self.host()
-        out = Path(out_dir)
-        stem = f"{self.spec.name}_cpu".replace(".", "_").replace("-", "_")
-        profile_path, fit_path, host_path = (
-            out / f"{stem}_layer_time.csv",
-            out / f"{stem}_fit.json",
-            out / f"{stem}_host.json",
-        )
-        fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
-        atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
-        atomic_write(fit_path, fit.to_json)
+        stem = profile_stem(self.spec.name, "cpu")
+        profile_path, fit_path, fit = write_profile(out_dir, stem, profile)
+        host_path = Path(out_dir) / f"{stem}_host.json"
         host.to_json(host_path, {"measured": self._measured()})
         return ExecutorCalibration(profile, fit, host, self.elapsed_s, profile_path, fit_path, host_path)
 

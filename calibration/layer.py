@@ -170,6 +170,21 @@ def measure_device_spec(device: str, threads: int = 1) -> GPUSpec:
     )
 
 
+def profile_stem(model: str, device: str) -> str:
+    """The file-name stem of a model's profile on a device: tiny on cpu -> tiny_cpu."""
+    return f"{model}_{device}".replace(".", "_").replace("-", "_")
+
+
+def write_profile(out_dir: str | Path, stem: str, profile: pd.DataFrame) -> tuple[Path, Path, LayerTimeFit]:
+    """<stem>_layer_time.csv (the profile, in ms per layer) and <stem>_fit.json (its fit) under out_dir."""
+    out = Path(out_dir)
+    profile_path, fit_path = out / f"{stem}_layer_time.csv", out / f"{stem}_fit.json"
+    fit = fit_profile(profile[["tp", "seq_len", "mbs", "time"]], source=profile_path.name)
+    atomic_write(profile_path, lambda p: profile.round(6).to_csv(p, index=False))
+    atomic_write(fit_path, fit.to_json)
+    return profile_path, fit_path, fit
+
+
 def calibrate(
     model_name: str, device: str, grid: CalibrationGrid, out_dir: str | Path, progress: bool = True
 ) -> CalibrationResult:
@@ -188,16 +203,9 @@ def calibrate(
     spec = measure_device_spec(device, grid.cpu_threads)
     elapsed = time.perf_counter() - start
 
-    out = Path(out_dir)
-    stem = f"{model.name}_{spec.name}".replace(".", "_").replace("-", "_")
-    profile_path, fit_path, spec_path = (
-        out / f"{stem}_layer_time.csv",
-        out / f"{stem}_fit.json",
-        out / f"{spec.name}_spec.json",
-    )
-    fit = fit_profile(profile, source=profile_path.name)
-    atomic_write(profile_path, lambda p: profile.to_csv(p, index=False))
-    atomic_write(fit_path, fit.to_json)
+    stem = profile_stem(model.name, spec.name)
+    profile_path, fit_path, fit = write_profile(out_dir, stem, profile)
+    spec_path = Path(out_dir) / f"{spec.name}_spec.json"
     measured = {"device": device, "threads": grid.cpu_threads, "seconds": round(elapsed, 1)}
     write_json(spec_path, {**asdict(spec), "measured": measured})
     return CalibrationResult(profile, fit, spec, elapsed, profile_path, fit_path, spec_path)

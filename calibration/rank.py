@@ -1,7 +1,7 @@
 """One rank of a calibration job: `python -m lobra.calibration.rank` under torchrun (calibration/jobs.py starts it).
 
 Every rank builds the executor's own replica (executor.job.build_runtime) for the job's plan and runs whole
-micro-batches through executor.pipeline.run_replica: the grid of profile shapes, then the host measurements
+micro-batches through executor.pipeline.train_replica: the grid of profile shapes, then the host measurements
 (calibration/host.py). Rank 0 writes what the job measured (calibration/measurements.py).
 
 Repeats are rounds over the whole grid, not back-to-back runs of one point: a VM's speed drifts in phases of a few
@@ -93,16 +93,16 @@ def _micro_batch(rt, seq_len: int, mbs: int):
     return build_micro_batch(plan, items, keys, rt.source, rt.tasks, targets, rt.device, dtype)
 
 
-def _replica(rt, mbs: list):
+def _replica(rt, micro_batches: list):
     """Forward+backward of these micro-batches on this rank's replica, by the executor's own loop."""
-    from lobra.executor.pipeline import run_replica
+    from lobra.executor.pipeline import train_replica
 
-    return run_replica(rt.stage, rt.batch, mbs, rt.place, len(rt.tasks), rt.device)
+    return train_replica(rt.stage, rt.batch, micro_batches, rt.place, len(rt.tasks), rt.device)
 
 
-def _run(rt, mbs: list) -> float:
+def _run(rt, micro_batches: list) -> float:
     """Busy seconds of _replica."""
-    return _replica(rt, mbs).busy_s
+    return _replica(rt, micro_batches).busy_s
 
 
 def time_grid(rt, points: list[tuple[int, int]], repeats: int) -> list[GridPoint]:

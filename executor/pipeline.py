@@ -57,10 +57,10 @@ class _Clock:
         return time.perf_counter()
 
 
-def run_replica(
+def train_replica(
     stage: Stage,
     batch: LoraBatch,
-    mbs: list[MicroBatchData],
+    micro_batches: list[MicroBatchData],
     place: Placement,
     num_tasks: int,
     device: torch.device,
@@ -68,10 +68,10 @@ def run_replica(
 ) -> ReplicaResult:
     clock = _Clock(device)
     task_loss = torch.zeros(num_tasks, dtype=torch.float64, device=device)
-    mb_s = [0.0] * len(mbs)
+    mb_s = [0.0] * len(micro_batches)
     start = clock.now()
     if place.config.pp == 1:
-        for i, mb in enumerate(mbs):
+        for i, mb in enumerate(micro_batches):
             t0 = clock.now()
             batch.set(mb.segments, int(mb.packed))
             loss, per_task = micro_batch_loss(stage(mb.ids, mb.positions, mb.mask), mb, num_tasks)
@@ -81,22 +81,22 @@ def run_replica(
             task_loss += per_task.to(task_loss.dtype)
             mb_s[i] = clock.now() - t0
     else:
-        _one_f_one_b(stage, batch, mbs, place, num_tasks, clock, task_loss, mb_s, on_forward)
+        _one_f_one_b(stage, batch, micro_batches, place, num_tasks, clock, task_loss, mb_s, on_forward)
     return ReplicaResult(clock.now() - start, mb_s, task_loss)
 
 
-def _one_f_one_b(stage, batch, mbs, place, num_tasks, clock, task_loss, mb_s, on_forward) -> None:
+def _one_f_one_b(stage, batch, micro_batches, place, num_tasks, clock, task_loss, mb_s, on_forward) -> None:
     pp, s = place.config.pp, place.stage
     prev_rank = place.stage_rank(s - 1) if s > 0 else None
     next_rank = place.stage_rank(s + 1) if s < pp - 1 else None
     hidden = stage.model.config.hidden_size
     dtype = next(p.dtype for p in stage.model.parameters() if not p.requires_grad)
-    device = mbs[0].ids.device if mbs else None
+    device = micro_batches[0].ids.device if micro_batches else None
     pending: list = []  # (work, tensor): a sent buffer must live until its send completes
     inflight: dict[int, tuple[torch.Tensor | None, torch.Tensor]] = {}
 
     def forward(i: int) -> None:
-        mb = mbs[i]
+        mb = micro_batches[i]
         if prev_rank is None:
             inp = None
             x = mb.ids
@@ -133,7 +133,7 @@ def _one_f_one_b(stage, batch, mbs, place, num_tasks, clock, task_loss, mb_s, on
             pending.append((dist.isend(inp.grad, dst=prev_rank), inp.grad))
         mb_s[i] += clock.now() - t0
 
-    m = len(mbs)
+    m = len(micro_batches)
     warmup = min(pp - s - 1, m)
     for i in range(warmup):
         forward(i)

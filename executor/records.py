@@ -39,13 +39,15 @@ class Records:
         """dispatch: the step's DispatchPlan; replica_busy_s[r], micro_batch_s[r][i] as measured by the leaders,
         last_stage_s[r][i] by the last stages."""
         total_tokens = total_seqs = 0
-        for r, (config, mbs) in enumerate(zip(dispatch.plan.replicas, dispatch.micro_batches, strict=True)):
+        for r, (config, micro_batches) in enumerate(
+            zip(dispatch.plan.replicas, dispatch.micro_batches, strict=True)
+        ):
             idle_s = max(step_time_s - replica_busy_s[r], 0.0)
-            row = replica_row(step, r, config, mbs, replica_busy_s[r], idle_s)
+            row = replica_row(step, r, config, micro_batches, replica_busy_s[r], idle_s)
             self.rows["replicas"].append(row)
             total_tokens += row["tokens"]
-            total_seqs += sum(len(mb.items) for mb in mbs)
-            for i, mb in enumerate(mbs):
+            total_seqs += sum(len(mb.items) for mb in micro_batches)
+            for i, mb in enumerate(micro_batches):
                 mb_row = micro_batch_row(step, r, i, mb, micro_batch_s[r][i])
                 self.rows["micro_batches"].append(mb_row | {"last_stage_s": last_stage_s[r][i]})
         self.rows["steps"].append(

@@ -22,7 +22,7 @@ from lobra.executor.errors import ExecutorError
 from lobra.executor.groups import Placement
 from lobra.executor.model import Stage
 from lobra.executor.multilora import LoraBatch
-from lobra.executor.pipeline import run_replica
+from lobra.executor.pipeline import train_replica
 from lobra.executor.resolve import ResolvedRun
 from lobra.executor.sync import LoraState
 from lobra.policies.types import DispatchPlan, StepItem
@@ -102,7 +102,7 @@ def train_step(
     dispatch = rt.dispatcher.dispatch(items, run.plan, run.cost, run.overflow)
     targets = target_counts(items, dispatch)
     weight_dtype = rt.lora.bindings[0].param.dtype
-    mbs = [
+    micro_batches = [
         build_micro_batch(mb, items, keys, rt.source, rt.tasks, targets, rt.device, weight_dtype)
         for mb in dispatch.micro_batches[place.replica]
     ]
@@ -114,7 +114,7 @@ def train_step(
     # would start late otherwise), and this sync also proves that every rank computed the same dispatch plan.
     check_same_dispatch(dispatch, rt.device)
     start = time.perf_counter()
-    result = run_replica(rt.stage, rt.batch, mbs, place, len(rt.tasks), rt.device, on_forward)
+    result = train_replica(rt.stage, rt.batch, micro_batches, place, len(rt.tasks), rt.device, on_forward)
 
     # Extras ride on the gradient all-reduce: task losses and the last stage's timings from last stages (TP rank 0),
     # busy and first-stage timings from replica leaders; every other rank adds zeros.

@@ -35,7 +35,7 @@ class Attempt:
         self.aborted = False
 
 
-def run_replica(
+def replica_process(
     env: simpy.Environment,
     attempt: Attempt,
     replica: int,

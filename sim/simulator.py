@@ -21,7 +21,7 @@ from lobra.sim.cluster import Cluster
 from lobra.sim.config import Policy, SimConfig
 from lobra.sim.errors import SimError
 from lobra.sim.records import Recorder, SimResult
-from lobra.sim.replica import Attempt, OpRecord, run_replica
+from lobra.sim.replica import Attempt, OpRecord, replica_process
 from lobra.traces import StepSampler, Workload
 from tqdm import tqdm
 
@@ -200,7 +200,7 @@ class Simulator:
                 for gbps in state.cluster.boundary_gbps(placements[r])
             ]
             slow = self.config.straggler_slowdown if self.rng.random() < self.config.straggler_prob else 1.0
-            yield from run_replica(
+            yield from replica_process(
                 env,
                 run,
                 r,

@@ -5,7 +5,7 @@ import shutil
 import pandas as pd
 from lobra.analysis import paper
 from lobra.analysis.figures import REGISTRY
-from lobra.analysis.report import bucket_checks, headline_checks, planning_checks, scaling_checks
+from lobra.analysis.report.checks import bucket_checks, headline_checks, planning_checks, scaling_checks
 
 
 def _images(text: str) -> list[str]:
