@@ -17,7 +17,8 @@ from lobra.calibration.measurements import BlockTime, JobResult
 from lobra.costmodel import DeploymentPlan, parse_plan
 from lobra.executor.errors import ExecutorError
 
-PROFILE_COLUMNS = ["tp", "seq_len", "mbs", "time", "time_min"]
+# pre_post_time 0: the times are the whole model's (embedding, head and loss included) over its layers
+PROFILE_COLUMNS = ["tp", "seq_len", "mbs", "time", "time_min", "pre_post_time"]
 
 
 def pooled_profile(
@@ -32,7 +33,7 @@ def pooled_profile(
         for point in result.grid:
             pooled.setdefault((point.tp, point.seq_len, point.mbs), []).extend(point.samples)
     rows = [
-        (tp, s, b, statistics.fmean(t) / num_layers, min(t) / num_layers)
+        (tp, s, b, statistics.fmean(t) / num_layers, min(t) / num_layers, 0.0)
         for (tp, s, b), t in sorted(pooled.items())
     ]
     return pd.DataFrame(rows, columns=PROFILE_COLUMNS)

@@ -16,7 +16,7 @@ from pathlib import Path
 from lobra.calibration.host import SHIPPED_HOSTS, HostModel
 from lobra.calibration.jobs import DEFAULT_MBS, DEFAULT_SEQ_LENS, CalibrationJobs
 from lobra.calibration.validate_config import ValidateConfig
-from lobra.costmodel import CostModel, DeploymentPlan, fit_profile
+from lobra.costmodel import CostModel, DeploymentPlan, OuterTimeFit, fit_profile
 from lobra.costmodel.profile import SHIPPED_PROFILES, shipped_path
 
 from lobra.io import atomic_write
@@ -59,7 +59,10 @@ class Calibration:
             return [CostModel.build(model, gpu, profile=self.profile)] * rounds
         return [
             CostModel.build(
-                model, gpu, fit=fit_profile(self.jobs.profile({r, r + 1}).drop(columns="time_min"))
+                model,
+                gpu,
+                fit=fit_profile(self.jobs.profile({r, r + 1}).drop(columns="time_min")),
+                outer=OuterTimeFit.of_included(),  # whole-model times / layers: the head is in them
             )
             for r in range(rounds)
         ]

@@ -5,6 +5,7 @@ from lobra.costmodel.cost_model import CostModel
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
 from lobra.costmodel.memory import MemoryOptions, max_tokens
+from lobra.costmodel.outer_time import OuterTimeFit
 from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import DeploymentPlan, ParallelConfig, parse_plan
 from lobra.costmodel.replica_time import MicroBatch, ReplicaTime
@@ -19,6 +20,7 @@ __all__ = [
     "MemoryOptions",
     "MicroBatch",
     "ModelSpec",
+    "OuterTimeFit",
     "Overheads",
     "ParallelConfig",
     "ReplicaTime",

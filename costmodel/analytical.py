@@ -18,6 +18,15 @@ Forward+backward of one decoder layer with LoRA on one GPU of a TP group, micro-
                moving (tp-1)/tp of its bytes per GPU over NVLink at eta_comm of the per-direction bandwidth.
   overhead     a fixed t0 per layer (kernel launches, host work).
 
+Outside the decoder layers (same efficiencies, `head_ms` and `embedding_ms`):
+
+  LM head      logits forward 2 T h V / tp and their input gradient 2 T h V / tp (the head is frozen: no weight
+               gradient), at the GEMM efficiency of that work; its weight read twice, the logits written, read by
+               the loss, their gradient written and read (LOGIT_BYTES per logit), the final norm's elementwise
+               traffic; under TP the hidden states are gathered forward and reduce-scattered backward; plus the
+               share of t0 its kernel launches take (HEAD_LAUNCH_SHARE).
+  embedding    a gather of T h bf16 values (frozen: no backward), reduce-scattered under TP.
+
 eta_max, W_half, eta_attn, eta_comm and t0 are calibrated on measured profiles (the A100-40GB Llama-2-7B one ships)
 by least squares on log time; for another GPU the same efficiencies apply to that GPU's peak and bandwidths.
 """
@@ -36,6 +45,14 @@ from scipy.optimize import least_squares
 # Bytes of elementwise traffic per token and unit of hidden size in forward+backward of one layer: ~12 elementwise
 # kernels (2 norms, RoPE on q/k, SwiGLU, 2 residual adds, their backwards) each reading and writing ~h bf16 values.
 ELEMENTWISE_BYTES_PER_TOKEN_H = 48.0
+# fp32 logits (as the memory model holds them): written, read by the loss, their gradient written and read.
+LOGIT_BYTES = 4 * 4
+# The final norm, forward and backward: read and write h values, twice.
+NORM_BYTES_PER_TOKEN_H = 4 * 2
+# t0 is a layer's fixed cost: mostly its ~95 kernel launches (forward ~34: 2 norms, 7 base GEMMs, 3 per LoRA target,
+# RoPE, attention, SwiGLU, 2 residual adds; backward about twice as many). The norm, the head and a vocab-parallel
+# loss launch ~16 (norm 2, head GEMM 2, loss ~12 with its all-reduces): a sixth of a layer's.
+HEAD_LAUNCH_SHARE = 16 / 95
 BF16_BYTES = 2
 
 
@@ -76,22 +93,50 @@ class AnalyticalLayerTime:
         p_lin = sum(i * o for i, o in shapes.values())
         return p_lin, len(shapes), self.model.lora_params_per_layer(self.lora_rank, self.lora_targets)
 
+    def _eta(self, w_per_gemm):
+        """GEMM efficiency at this much work per GEMM (FLOPs)."""
+        return self.eff.eta_max * w_per_gemm / (w_per_gemm + self.eff.w_half_gflop * 1e9)
+
+    def _tp_comm_s(self, tp: int, values):
+        """Seconds to move (tp-1)/tp of `values` bf16 values per GPU over NVLink in TP collectives."""
+        return (tp - 1) / tp * values * BF16_BYTES / (self.gpu.nvlink_gbps * 1e9 * self.eff.eta_comm)
+
     def _terms_ms(self, tp: int, tokens, attn_seq_sq):
         """Time in ms for `tokens` tokens whose attention work is sum(b s^2) = attn_seq_sq (floats or arrays)."""
         m, g, e = self.model, self.gpu, self.eff
         peak = g.peak_tflops * 1e12
         p_lin, num_linear, lora_params = self._shape_terms
         gemm_flops = 4 * tokens * p_lin / tp
-        w_per_gemm = 2 * tokens * p_lin / tp / num_linear
-        eta = e.eta_max * w_per_gemm / (w_per_gemm + e.w_half_gflop * 1e9)
+        eta = self._eta(2 * tokens * p_lin / tp / num_linear)
         lora_flops = 6 * tokens * lora_params
         attn_flops = 3.5 * 2 * attn_seq_sq * m.hidden_size / tp
         compute_s = (gemm_flops + lora_flops) / (peak * eta) + attn_flops / (peak * e.eta_attn)
         hbm_bytes = 2 * BF16_BYTES * p_lin / tp + ELEMENTWISE_BYTES_PER_TOKEN_H * m.hidden_size * tokens / tp
         memory_s = hbm_bytes / (g.hbm_gbps * 1e9)
-        comm_bytes = 8 * (tp - 1) / tp * tokens * m.hidden_size * BF16_BYTES
-        comm_s = comm_bytes / (g.nvlink_gbps * 1e9 * e.eta_comm)
+        comm_s = self._tp_comm_s(tp, 8 * tokens * m.hidden_size)
         return (compute_s + memory_s + comm_s) * 1e3 + e.t0_ms
+
+    def head_ms(self, tp: int, tokens: float) -> float:
+        """Forward+backward ms of the final norm, the LM head and the loss for a micro-batch of `tokens` tokens."""
+        m, g = self.model, self.gpu
+        h, v = m.hidden_size, m.vocab_size
+        gemm_flops = 4 * tokens * h * v / tp
+        compute_s = gemm_flops / (g.peak_tflops * 1e12 * self._eta(gemm_flops / 2))
+        hbm_bytes = (
+            2 * BF16_BYTES * h * v / tp
+            + LOGIT_BYTES * tokens * v / tp
+            + NORM_BYTES_PER_TOKEN_H * tokens * h / tp
+        )
+        comm_s = self._tp_comm_s(tp, 2 * tokens * h)
+        return (
+            compute_s + hbm_bytes / (g.hbm_gbps * 1e9) + comm_s
+        ) * 1e3 + HEAD_LAUNCH_SHARE * self.eff.t0_ms
+
+    def embedding_ms(self, tp: int, tokens: float) -> float:
+        """Forward ms of the input embedding (frozen: nothing runs backward) for `tokens` tokens."""
+        h = self.model.hidden_size
+        memory_s = 2 * BF16_BYTES * tokens * h / tp / (self.gpu.hbm_gbps * 1e9)
+        return (memory_s + self._tp_comm_s(tp, tokens * h)) * 1e3
 
     def predict_ms(self, tp: int, mbs, seq_len) -> np.ndarray | float:
         b = np.asarray(mbs, dtype=float)

@@ -2,9 +2,17 @@
 
 Layer times come from, in order: a `--profile` CSV given by the user; the shipped profile of the pair; the
 analytical model with efficiencies calibrated on the shipped A100 profile. A fitted profile that lacks a tp degree
-falls back to the analytical model calibrated on that same profile. What the software stack adds on top (contention,
-stage weights, a shape's first run, a measured sync and optimizer) is an Overheads value it is given: neutral unless
-the caller measured one (costmodel/overheads.py).
+falls back to the analytical model calibrated on that same profile.
+
+The whole model runs, not only its decoder layers: a pipeline stage holds its share of the layers
+(ParallelConfig.stage_layers), the first stage also the embedding and the last the final norm, the LM head and the
+loss. Those come from the profile's pre_post_time column where it has one, else from FLOPs and bytes at the
+calibrated efficiencies (AnalyticalLayerTime.head_ms). In 1F1B the slowest stage paces every micro-batch, which for
+a 128K vocabulary is the last one.
+
+What the software stack adds on top (contention, per-stage weights measured on a host, a shape's first run, a
+measured sync and optimizer) is an Overheads value it is given: neutral unless the caller measured one
+(costmodel/overheads.py).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
 from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
+from lobra.costmodel.outer_time import OuterTimeFit
 from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import ParallelConfig
 from lobra.costmodel.pipeline import pipeline_makespan
@@ -39,13 +48,16 @@ class CostModel:
         cap: int = DEFAULT_CAP_TOKENS,
         source: str = "analytical",
         overheads: Overheads | None = None,
+        outer: OuterTimeFit | None = None,
     ) -> None:
         self.model, self.gpu, self.fit, self.analytical = model, gpu, fit, analytical
+        self.outer = outer
         self.memory = memory or MemoryOptions()
         self.cap = cap
         self.source = source
         self.overheads = overheads or Overheads()
         self._layer_cache: dict[tuple, float] = {}
+        self._outer_cache: dict[tuple[int, int], tuple[float, float]] = {}
         self._max_tokens: dict[ParallelConfig, int] = {}
 
     @classmethod
@@ -59,7 +71,10 @@ class CostModel:
         memory: MemoryOptions | None = None,
         cap: int = DEFAULT_CAP_TOKENS,
         overheads: Overheads | None = None,
+        outer: OuterTimeFit | None = None,
     ) -> CostModel:
+        """`outer`: the measured time outside the decoder layers, for a `fit` given without its profile (a
+        profile's own pre_post_time column is read from it)."""
         model = model if isinstance(model, ModelSpec) else load_model_spec(model)
         gpu = gpu if isinstance(gpu, GPUSpec) else load_gpu_spec(gpu)
         memory = memory or MemoryOptions()
@@ -67,6 +82,7 @@ class CostModel:
         if fit is None and path is not None:
             df = load_profile(path)
             fit = fit_profile(df, source=str(path))
+            outer = OuterTimeFit.of_profile(df)
             eff = calibrate_efficiency(model, gpu, df)
             source = f"profile {path.name}"
         else:
@@ -77,18 +93,34 @@ class CostModel:
                 else "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
             )
         analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
-        return cls(model, gpu, fit, analytical, memory, cap, source, overheads)
+        return cls(model, gpu, fit, analytical, memory, cap, source, overheads, outer)
 
     def with_memory(self, memory: MemoryOptions) -> CostModel:
         """The same time model and overheads with other memory options (e.g. fewer tasks): no refit."""
         return CostModel(
-            self.model, self.gpu, self.fit, self.analytical, memory, self.cap, self.source, self.overheads
+            self.model,
+            self.gpu,
+            self.fit,
+            self.analytical,
+            memory,
+            self.cap,
+            self.source,
+            self.overheads,
+            self.outer,
         )
 
     def with_overheads(self, overheads: Overheads) -> CostModel:
         """The same time and memory model with other overheads: no refit."""
         return CostModel(
-            self.model, self.gpu, self.fit, self.analytical, self.memory, self.cap, self.source, overheads
+            self.model,
+            self.gpu,
+            self.fit,
+            self.analytical,
+            self.memory,
+            self.cap,
+            self.source,
+            overheads,
+            self.outer,
         )
 
     # -- time ---------------------------------------------------------------------------------------------------
@@ -109,24 +141,48 @@ class CostModel:
             self._layer_cache[key] = cached
         return cached
 
-    def stage_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
-        """Compute seconds of one micro-batch on one pipeline stage (num_layers / pp layers), times the config's
-        compute factor (1 unless the overheads measured contention; x * 1.0 is exact, so neutral changes nothing)."""
-        even = self.layer_ms(config.tp, mb) * self.model.num_layers / config.pp / 1e3
-        return even * self.overheads.factor(config)
+    def outer_ms(self, tp: int, mb: MicroBatch) -> tuple[float, float]:
+        """(embedding, final norm + LM head + loss) forward+backward ms of one micro-batch on a TP group of `tp`:
+        the profile's measured pre_post_time where it covers tp (less the embedding's analytical share), else
+        FLOPs and bytes at the calibrated efficiencies."""
+        key = (tp, mb.tokens)
+        cached = self._outer_cache.get(key)
+        if cached is None:
+            embedding = self.analytical.embedding_ms(tp, mb.tokens)
+            measured = self.outer.predict_ms(tp, mb.tokens) if self.outer is not None else None
+            if measured is not None:
+                embedding = min(embedding, measured)
+                cached = (embedding, measured - embedding)
+            else:
+                cached = (embedding, self.analytical.head_ms(tp, mb.tokens))
+            self._outer_cache[key] = cached
+        return cached
 
-    def stage_weights(self, config: ParallelConfig) -> tuple[float, ...]:
-        """Each pipeline stage's compute per micro-batch over stage_s (the even share of the whole model): 1 each
-        unless the overheads give measured ones, as the per-layer profiles describe decoder layers only (a real last
-        stage also runs the LM head and the loss, and every stage pays its own per-micro-batch overheads)."""
-        return self.overheads.stage_weights.get(config, (1.0,) * config.pp)
+    def stage_times(self, config: ParallelConfig, mb: MicroBatch, extra_s: float = 0.0) -> tuple[float, ...]:
+        """Forward+backward seconds of one micro-batch on each pipeline stage: its layers, the embedding on the
+        first, the head on the last, plus `extra_s` on each (a shape's first run), times the config's compute
+        factor (1 unless the overheads measured contention). Where the overheads measured this config's stage
+        weights (head and embedding included), stage k takes weight k times the even share of the layers."""
+        layer_s = self.layer_ms(config.tp, mb) / 1e3
+        factor = self.overheads.factor(config)
+        weights = self.overheads.stage_weights.get(config)
+        if weights is not None:
+            even = layer_s * self.model.num_layers / config.pp * factor + extra_s * factor
+            return tuple(even * w for w in weights)
+        embedding_ms, head_ms = self.outer_ms(config.tp, mb)
+        times = [n * layer_s + extra_s for n in config.stage_layers(self.model.num_layers)]
+        times[0] += embedding_ms / 1e3
+        times[-1] += head_ms / 1e3
+        return tuple(t * factor for t in times)
+
+    def micro_batch_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
+        """Seconds one micro-batch holds a replica's pipeline: on its slowest stage, plus one crossing."""
+        return max(self.stage_times(config, mb)) + self.p2p_s(config, mb)
 
     def first_run_s(self, config: ParallelConfig) -> float:
         """Extra seconds a stage of this config spends the first time it runs a micro-batch shape (the simulator
-        tracks which shapes each replica has run): 0 unless the overheads measured it for this tp degree."""
-        extra = self.overheads.first_run_s.get(config.tp, 0.0)
-        # CPU work like the rest of the stage: it contends for the cores alike
-        return extra * self.overheads.factor(config) if extra else 0.0
+        tracks which shapes each replica has run; stage_times' extra_s): 0 unless the overheads measured it."""
+        return self.overheads.first_run_s.get(config.tp, 0.0)
 
     def p2p_bytes(self, config: ParallelConfig, mb: MicroBatch) -> float:
         """Bytes each TP rank sends across one stage boundary for one micro-batch (its 1/tp share under sequence
@@ -169,16 +225,24 @@ class CostModel:
         spans_nodes: bool = False,
     ) -> ReplicaTime:
         """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
-        stages = [self.stage_s(config, mb) for mb in micro_batches]
+        times = [self.stage_times(config, mb) for mb in micro_batches]
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
-        weights = self.stage_weights(config)
         # The exact 1F1B schedule, once without transfers (the bubble) and once with them (their cost).
-        without_comm = pipeline_makespan(stages, [0.0] * len(stages), config.pp, weights)
-        with_comm = pipeline_makespan(stages, p2p, config.pp, weights)
-        compute = sum(stages) * max(weights)  # the slowest stage's: the others wait for it
+        without_comm = pipeline_makespan(times, [0.0] * len(times), config.pp)
+        with_comm = pipeline_makespan(times, p2p, config.pp)
+        per_stage = [sum(t[k] for t in times) for k in range(config.pp)]
+        slowest = max(range(config.pp), key=per_stage.__getitem__)  # the others wait for it
+        embedding_s = head_s = 0.0
+        if config not in self.overheads.stage_weights:
+            factor = self.overheads.factor(config)
+            outer = [self.outer_ms(config.tp, mb) for mb in micro_batches]
+            embedding_s = sum(e for e, _ in outer) * factor / 1e3 if slowest == 0 else 0.0
+            head_s = sum(h for _, h in outer) * factor / 1e3 if slowest == config.pp - 1 else 0.0
         return ReplicaTime(
-            compute_s=compute,
-            pp_bubble_s=without_comm - compute,
+            compute_s=per_stage[slowest] - embedding_s - head_s if micro_batches else 0.0,
+            embedding_s=embedding_s,
+            head_s=head_s,
+            pp_bubble_s=without_comm - per_stage[slowest] if micro_batches else 0.0,
             pp_comm_s=with_comm - without_comm,
             dp_sync_s=self.dp_sync_s(config, num_replicas, spans_nodes),
             optimizer_s=self.optimizer_s(config) if micro_batches or num_replicas > 1 else 0.0,

@@ -43,6 +43,12 @@ class ParallelConfig:
         if self.pp > num_layers:
             raise CostModelError(f"pp={self.pp} exceeds the model's {num_layers} layers")
 
+    def stage_layers(self, num_layers: int) -> tuple[int, ...]:
+        """Decoder layers on each pipeline stage, contiguous from the first: the first num_layers % pp stages hold
+        one more, so an uneven split leaves the extra layers off the last stage, which also runs the LM head."""
+        per, extra = divmod(num_layers, self.pp)
+        return tuple(per + (k < extra) for k in range(self.pp))
+
     def __str__(self) -> str:
         return f"<{self.tp},{self.pp}>"
 

@@ -32,28 +32,24 @@ def schedule(pp: int, num_mb: int) -> list[list[tuple[str, int]]]:
     return out
 
 
-def pipeline_makespan(
-    stage_s: Sequence[float], p2p_s: Sequence[float], pp: int, weights: Sequence[float] | None = None
-) -> float:
-    """Finish time of the last op for micro-batches taking stage_s[m] per stage (forward+backward) and p2p_s[m] per
-    boundary crossing, on pp stages; stage k takes weights[k] times stage_s (CostModel.stage_weights; 1 each by
-    default)."""
-    if not stage_s:
+def pipeline_makespan(stage_times: Sequence[Sequence[float]], p2p_s: Sequence[float], pp: int) -> float:
+    """Finish time of the last op for micro-batches taking stage_times[m][k] on stage k (forward+backward,
+    CostModel.stage_times) and p2p_s[m] per boundary crossing, on pp stages."""
+    if not stage_times:
         return 0.0
-    weights = weights or (1.0,) * pp
     if pp == 1:
-        return float(sum(stage_s)) * weights[0]
-    fwd, bwd = split_stages(stage_s, weights)
+        return float(sum(t[0] for t in stage_times))
+    fwd, bwd = split_stages(stage_times)
     return pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1), record=False)
 
 
-def split_stages(
-    stage_s: Sequence[float], weights: Sequence[float]
-) -> tuple[list[list[float]], list[list[float]]]:
-    """Per-stage forward and backward durations, [stage][micro-batch], of micro-batches taking stage_s[m] on a stage
-    of weight 1."""
-    fwd = [[s * w * FORWARD_SHARE for s in stage_s] for w in weights]
-    bwd = [[s * w * (1 - FORWARD_SHARE) for s in stage_s] for w in weights]
+def split_stages(stage_times: Sequence[Sequence[float]]) -> tuple[list[list[float]], list[list[float]]]:
+    """Per-stage forward and backward durations, [stage][micro-batch], of micro-batches taking stage_times[m][k]
+    on stage k. The head's time splits like a layer's, although its forward and backward are about equal: it is a
+    fraction of one stage, and only that fraction's split moves the bubble."""
+    pp = len(stage_times[0])
+    fwd = [[t[k] * FORWARD_SHARE for t in stage_times] for k in range(pp)]
+    bwd = [[t[k] * (1 - FORWARD_SHARE) for t in stage_times] for k in range(pp)]
     return fwd, bwd
 
 

@@ -9,6 +9,9 @@ import pandas as pd
 from lobra.costmodel.errors import CostModelError
 
 PROFILE_COLUMNS = ("tp", "seq_len", "mbs", "time")
+# Kept where a profile has it: ms of forward+backward of everything outside the decoder layers (embedding, final
+# norm, LM head, loss) for the row's micro-batch.
+PRE_POST_COLUMN = "pre_post_time"
 
 # Shipped profiles by (model, gpu): used by default wherever a pair has one.
 SHIPPED_PROFILES: dict[tuple[str, str], str] = {
@@ -34,7 +37,8 @@ def shipped_profile(model: str, gpu: str) -> Path | None:
 
 
 def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -> pd.DataFrame:
-    """Read and validate a profile CSV: the columns present, numeric, lengths and times positive."""
+    """Read and validate a profile CSV: the columns present, numeric, lengths and times positive; a
+    pre_post_time column is kept (and validated) where there is one."""
     path = Path(path)
     if not path.is_file():
         raise CostModelError(f"profile {str(path)!r} does not exist")
@@ -51,19 +55,22 @@ def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -
         )
     if df.empty:
         raise CostModelError(f"profile {str(path)!r} has no rows")
+    if columns == PROFILE_COLUMNS and PRE_POST_COLUMN in df.columns:
+        columns = (*columns, PRE_POST_COLUMN)
     df = df[list(columns)].copy()
     for col in columns:
         values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() | (values <= 0)
+        # pre_post_time may be 0: the layer times include it (costmodel/outer_time.py)
+        bad = values.isna() | ((values < 0) if col == PRE_POST_COLUMN else (values <= 0))
         if bad.any():
             row = int(bad.idxmax())
+            kind = "numbers >= 0" if col == PRE_POST_COLUMN else "positive numbers"
             raise CostModelError(
-                f"profile {str(path)!r}: column {col!r} row {row + 2} has {df[col].iloc[row]!r}; "
-                "values must be positive numbers"
+                f"profile {str(path)!r}: column {col!r} row {row + 2} has {df[col].iloc[row]!r}; values must be {kind}"
             )
         df[col] = values
     for col in columns:
-        if col != "time":
+        if col not in ("time", PRE_POST_COLUMN):
             if (df[col] != df[col].round()).any():
                 raise CostModelError(f"profile {str(path)!r}: column {col!r} must hold integers")
             df[col] = df[col].astype(int)

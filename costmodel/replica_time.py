@@ -59,7 +59,11 @@ class MicroBatch:
 class ReplicaTime:
     """Seconds one replica spends on one step, by cause."""
 
-    compute_s: float  # forward+backward of every micro-batch through the slowest stage, summed
+    compute_s: (
+        float  # forward+backward of every micro-batch through the slowest stage's decoder layers, summed
+    )
+    embedding_s: float  # the embedding's share of that, when the slowest stage is the first
+    head_s: float  # the final norm, LM head and loss's share of it, when the slowest stage is the last
     pp_bubble_s: float  # 1F1B fill and drain (the schedule's idle time without transfers)
     pp_comm_s: float  # what stage-boundary transfers add to the schedule
     dp_sync_s: float  # all-reduce of LoRA gradients across replicas
@@ -68,7 +72,7 @@ class ReplicaTime:
     @property
     def busy_s(self) -> float:
         """Time until the replica's last micro-batch is done (before the cross-replica sync)."""
-        return self.compute_s + self.pp_bubble_s + self.pp_comm_s
+        return self.compute_s + self.embedding_s + self.head_s + self.pp_bubble_s + self.pp_comm_s
 
     @property
     def total_s(self) -> float:

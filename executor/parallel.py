@@ -9,6 +9,7 @@ and LM head stay whole on every TP rank (the tiny vocabularies here do not pay f
 
 from __future__ import annotations
 
+from lobra.costmodel import ParallelConfig
 from lobra.executor.model import MODULE_PARENT, decoder_layers
 from lobra.executor.multilora import COLWISE, ROWWISE, MultiLoraLinear, TpShard
 from torch import nn
@@ -25,10 +26,10 @@ TP_MODES = {
 
 
 def stage_layers(num_layers: int, pp: int, stage: int) -> range:
-    """Contiguous layers of a stage; the first num_layers % pp stages take one more."""
-    per, extra = divmod(num_layers, pp)
-    start = stage * per + min(stage, extra)
-    return range(start, start + per + (1 if stage < extra else 0))
+    """The decoder layers of a stage: the split the cost model times (ParallelConfig.stage_layers)."""
+    counts = ParallelConfig(1, pp).stage_layers(num_layers)
+    start = sum(counts[:stage])
+    return range(start, start + counts[stage])
 
 
 def apply_pp(model: nn.Module, pp: int, stage: int) -> range:

@@ -63,11 +63,7 @@ class CostTable:
         return self._cache[key]
 
     def _mb_s(self, config: ParallelConfig, n: int, s: int, packed: bool = False) -> float:
-        mb = MicroBatch((s,) * n, s, packed)
-        # the slowest stage sets a pipeline's pace
-        return self.cost.stage_s(config, mb) * max(self.cost.stage_weights(config)) + self.cost.p2p_s(
-            config, mb
-        )
+        return self.cost.micro_batch_s(config, MicroBatch((s,) * n, s, packed))
 
     def gpu_seconds_per_seq(self, config: ParallelConfig, seq_len: int) -> float:
         """GPU-seconds one sequence costs at full micro-batches: the length-based dispatcher's criterion."""

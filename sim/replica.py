@@ -39,31 +39,31 @@ def replica_process(
     env: simpy.Environment,
     attempt: Attempt,
     replica: int,
-    pp: int,
-    stage_s: list[float],
+    stage_times: list[Sequence[float]],
     crossing_s: list[list[float]],
     jitter: Callable[[], float],
     log: list[OpRecord] | None,
     events: bool = False,
-    weights: Sequence[float] | None = None,
 ):
-    """Process: run stage_s[m] per micro-batch on pp stages, stage k weights[k] times that (CostModel.stage_weights;
-    1 each by default); crossing_s[k][m] is the transfer across boundary k (between stage k and k+1) for micro-batch
-    m. jitter() draws a multiplicative factor per op."""
-    weights = weights or (1.0,) * pp
+    """Process: run micro-batch m for stage_times[m][k] on stage k (CostModel.stage_times); crossing_s[k][m] is the
+    transfer across boundary k (between stage k and k+1) for micro-batch m. jitter() draws a multiplicative factor
+    per op."""
+    if not stage_times:
+        return
+    pp = len(stage_times[0])
     if not events:
-        yield from _closed_form(env, attempt, replica, pp, stage_s, crossing_s, jitter, log, weights)
+        yield from _closed_form(env, attempt, replica, pp, stage_times, crossing_s, jitter, log)
         return
     if pp == 1:
-        for m, t in enumerate(stage_s):
+        for m, (t,) in enumerate(stage_times):
             start = env.now
-            yield env.timeout(t * weights[0] * jitter())
+            yield env.timeout(t * jitter())
             if attempt.aborted:
                 return
             if log is not None:
                 log.append(OpRecord(replica, 0, "FB", m, start, env.now))
         return
-    num_mb = len(stage_s)
+    num_mb = len(stage_times)
     arrived = {(kind, k, m): env.event() for k in range(pp) for m in range(num_mb) for kind in ("F", "B")}
 
     def send(event: simpy.Event, delay: float):
@@ -78,7 +78,7 @@ def replica_process(
                 yield arrived[("B", k, m)]
             start = env.now
             share = FORWARD_SHARE if kind == "F" else 1 - FORWARD_SHARE
-            yield env.timeout(stage_s[m] * weights[k] * share * jitter())
+            yield env.timeout(stage_times[m][k] * share * jitter())
             if attempt.aborted:
                 return
             if log is not None:
@@ -92,19 +92,19 @@ def replica_process(
     yield env.all_of(stages)
 
 
-def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_s, crossing_s, jitter, log, weights):
+def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_times, crossing_s, jitter, log):
     start = env.now
     record = log is not None
     if pp == 1:
         timeline, t = [], 0.0
-        for m, d in enumerate(stage_s):
-            end = t + d * weights[0] * jitter()
+        for m, (d,) in enumerate(stage_times):
+            end = t + d * jitter()
             if record:
                 timeline.append(("FB", 0, m, t, end))
             t = end
         finish = t
     else:
-        fwd, bwd = split_stages(stage_s, weights)
+        fwd, bwd = split_stages(stage_times)
         fwd = [[d * jitter() for d in row] for row in fwd]
         bwd = [[d * jitter() for d in row] for row in bwd]
         result = pipeline_timeline(fwd, bwd, crossing_s, record=record)

@@ -193,7 +193,7 @@ class Simulator:
 
         def replica_proc(r: int, config: ParallelConfig, mbs: tuple[MicroBatchPlan, ...]):
             cms = [mb.to_costmodel() for mb in mbs]
-            stage_s = self._stage_s(state, phase, r, config, mbs, cms)
+            stage_times = self._stage_times(state, phase, r, config, mbs, cms)
             sent = [phase.cost.p2p_s(config, mb, 1.0) - P2P_LATENCY_S for mb in cms]  # seconds at 1 GB/s
             crossings = [
                 [b / gbps + P2P_LATENCY_S for b in sent]
@@ -204,13 +204,11 @@ class Simulator:
                 env,
                 run,
                 r,
-                config.pp,
-                stage_s,
+                stage_times,
                 crossings,
                 self._jitter(slow),
                 log,
                 events=self.config.pipeline == "events",
-                weights=phase.cost.stage_weights(config),
             )
             finish[r] = env.now
 
@@ -241,17 +239,19 @@ class Simulator:
         return True
 
     @staticmethod
-    def _stage_s(state: _State, phase: Phase, r: int, config: ParallelConfig, mbs, cms) -> list[float]:
-        """Replica r's stage compute per micro-batch, plus the first-run cost of each shape it has not run yet
-        in this deployment, where the cost model charges one."""
-        stage_s = [phase.cost.stage_s(config, mb) for mb in cms]
-        if extra := phase.cost.first_run_s(config):
-            seen = state.seen.setdefault((str(phase.plan), r), set())
-            for i, mb in enumerate(mbs):
-                if (shape := (len(mb.items), mb.seq_len)) not in seen:
-                    seen.add(shape)
-                    stage_s[i] += extra
-        return stage_s
+    def _stage_times(state: _State, phase: Phase, r: int, config: ParallelConfig, mbs, cms) -> list:
+        """Replica r's per-stage compute of each micro-batch, plus the first-run cost of each shape it has not run
+        yet in this deployment, where the cost model charges one."""
+        extra = phase.cost.first_run_s(config)
+        if not extra:
+            return [phase.cost.stage_times(config, mb) for mb in cms]
+        seen = state.seen.setdefault((str(phase.plan), r), set())
+        out = []
+        for mb, cm in zip(mbs, cms, strict=True):
+            new = (shape := (len(mb.items), mb.seq_len)) not in seen
+            seen.add(shape)
+            out.append(phase.cost.stage_times(config, cm, extra if new else 0.0))
+        return out
 
     def _next_failure(self, env, state: _State):
         while state.pending_failures and state.pending_failures[0].gpu in state.cluster.failed:

@@ -61,7 +61,9 @@ def file_violations(path: Path, mine: str) -> list[str]:
     """What a file of package `mine` imports against the layering."""
     bad = []
     for line, module in imports_of(path):
-        where = f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{line} imports {module}"
+        where = (
+            f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{line} imports {module}"
+        )
         if module.split(".")[0] in FOLDERS:
             bad.append(f"{where}: a bare folder name; the product is the lobra namespace")
             continue

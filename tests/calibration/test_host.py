@@ -7,6 +7,7 @@ from lobra.costmodel import (
     LayerTimeFit,
     MemoryOptions,
     MicroBatch,
+    OuterTimeFit,
     Overheads,
     ParallelConfig,
     parse_plan,
@@ -15,6 +16,7 @@ from lobra.costmodel.errors import CostModelError
 
 # t(b, s) = b ms per layer: a micro-batch of b sequences costs 2 b ms on the tiny model's 2 layers
 FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
+NO_HEAD = OuterTimeFit.of_included()  # hand-computed times: the layers alone
 HOST = HostModel(
     cores=2,
     contention={"<1,1>": {1: 1.0, 2: 1.5, 3: 2.0}, "<2,1>": {2: 1.0, 3: 1.2}},
@@ -28,17 +30,17 @@ def for_plan(base: CostModel, host: HostModel, plan: str) -> CostModel:
 
 
 def test_host_model_scales_compute_per_config_and_replaces_sync_and_optimizer(tmp_path):
-    base = CostModel.build("tiny", "cpu", fit=FIT)
+    base = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     cost = for_plan(base, HOST, "<1,1>x1 <2,1>x1")
     mb = MicroBatch.padded(3, 16)
     one, two = ParallelConfig(1, 1), ParallelConfig(2, 1)
-    assert base.stage_s(one, mb) == pytest.approx(0.006)
-    assert cost.stage_s(one, mb) == pytest.approx(0.006 * 2.0)
-    assert cost.stage_s(two, mb) == pytest.approx(0.006 * 1.2)
+    assert base.stage_times(one, mb)[0] == pytest.approx(0.006)
+    assert cost.stage_times(one, mb)[0] == pytest.approx(0.006 * 2.0)
+    assert cost.stage_times(two, mb)[0] == pytest.approx(0.006 * 1.2)
     assert cost.dp_sync_s(one, 2, True) == 0.003 and cost.optimizer_s(two) == 0.02
     # the simulator re-derives cost models per task set: the overheads travel along, the base keeps none
     again = cost.with_memory(MemoryOptions(num_tasks=3, lora_rank=8))
-    assert again.overheads is cost.overheads and again.stage_s(one, mb) == pytest.approx(0.012)
+    assert again.overheads is cost.overheads and again.stage_times(one, mb)[0] == pytest.approx(0.012)
     assert again.memory.num_tasks == 3 and base.overheads == Overheads()
     # a config without its own table contends like independent ranks
     assert HOST.factor(ParallelConfig(1, 2), 3, "<1,1>x1 <2,1>x1") == 2.0
@@ -56,11 +58,11 @@ def test_a_plan_measured_as_itself_uses_its_own_contention(tmp_path):
         optimizer_s=HOST.optimizer_s,
         plans={"<1,1>x1 <2,1>x1": {"<1,1>": 1.1, "<2,1>": 1.3}},
     )
-    base = CostModel.build("tiny", "cpu", fit=FIT)
+    base = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     mb = MicroBatch.padded(3, 16)
     one, two = ParallelConfig(1, 1), ParallelConfig(2, 1)
     mixed = for_plan(base, host, "<2,1>x1 <1,1>x1")
-    assert mixed.stage_s(one, mb) == pytest.approx(0.006 * 1.1) and mixed.overheads.factor(two) == 1.3
+    assert mixed.stage_times(one, mb)[0] == pytest.approx(0.006 * 1.1) and mixed.overheads.factor(two) == 1.3
     assert mixed.with_memory(MemoryOptions(num_tasks=3, lora_rank=8)).overheads.factor(one) == 1.1
     assert for_plan(base, host, "<1,1>x3").overheads.factor(one) == 2.0
     # a measured plan needs no per-R rows: there are none at 3 ranks here
@@ -127,11 +129,14 @@ def test_only_measured_tp_degrees_pay_for_a_first_run_and_contention_scales_it()
         optimizer_s={3: 0.0},
         first_run_s={2: 0.04},
     )
-    base = CostModel.build("tiny", "cpu", fit=FIT)
+    base = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     cost = for_plan(base, host, "<2,1>x1 <1,1>x1")
-    assert base.first_run_s(ParallelConfig(2, 1)) == 0.0  # the fitted model knows no first-run cost
-    assert cost.first_run_s(ParallelConfig(2, 1)) == pytest.approx(0.04 * 1.5)
-    assert cost.first_run_s(ParallelConfig(1, 1)) == 0.0
+    two, mb = ParallelConfig(2, 1), MicroBatch.padded(1, 16)
+    assert base.first_run_s(two) == 0.0  # the fitted model knows no first-run cost
+    assert cost.first_run_s(two) == 0.04 and cost.first_run_s(ParallelConfig(1, 1)) == 0.0
+    # work on the same cores: it contends like the rest of the stage
+    extra = cost.stage_times(two, mb, cost.first_run_s(two))[0] - cost.stage_times(two, mb)[0]
+    assert extra == pytest.approx(0.04 * 1.5)
     with pytest.raises(CostModelError, match="first_run_s values must be numbers >= 0"):
         HostModel(2, {"<1,1>": {1: 1.0}}, {1: 0.0}, {1: 0.0}, first_run_s={2: -0.01})
 
@@ -148,12 +153,12 @@ def test_measured_stage_weights_shape_the_pipeline_and_its_pace(tmp_path):
         optimizer_s={2: 0.0},
         stage_weights={"<1,2>": (1.0, 1.5)},
     )
-    base = CostModel.build("tiny", "cpu", fit=FIT)
+    base = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     piped = ParallelConfig(1, 2)
     cost = for_plan(base, host, "<1,2>x1")
-    assert base.stage_weights(piped) == (1.0, 1.0) and cost.stage_weights(ParallelConfig(1, 1)) == (1.0,)
     mb = MicroBatch.padded(2, 16)
-    a = cost.stage_s(piped, mb)  # 2 ms: one layer of 2 sequences
+    a = cost.stage_times(piped, mb)[0]  # 2 ms: one layer of 2 sequences
+    assert base.stage_times(piped, mb) == (a, a) and cost.stage_times(piped, mb) == (a, 1.5 * a)
     base_time = base.replica_time(piped, [mb] * 4)
     time = cost.replica_time(piped, [mb] * 4)
     assert base_time.compute_s + base_time.pp_bubble_s == pytest.approx(5 * a)

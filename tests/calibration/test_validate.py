@@ -70,7 +70,8 @@ def calibrated(tmp_path_factory):
 
 def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
     profile = pd.read_csv(calibrated / "calibration" / "tiny_cpu_layer_time.csv")
-    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time", "time_min"]
+    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time", "time_min", "pre_post_time"]
+    assert (profile["pre_post_time"] == 0).all()  # whole-model times: the head is in them
     assert (
         len(profile) == 9
         and (profile["time"] >= profile["time_min"]).all()

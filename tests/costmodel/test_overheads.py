@@ -12,8 +12,10 @@ def test_neutral_overheads_change_no_float():
     neutral = plain.with_overheads(Overheads())
     mbs = [MicroBatch.padded(3, 1024), MicroBatch.padded(1, 4096), MicroBatch((100, 300), 300, True)]
     for config in CONFIGS:
-        assert neutral.stage_weights(config) == (1.0,) * config.pp and neutral.first_run_s(config) == 0.0
-        assert [neutral.stage_s(config, mb) for mb in mbs] == [plain.stage_s(config, mb) for mb in mbs]
+        assert neutral.first_run_s(config) == 0.0
+        assert [neutral.stage_times(config, mb) for mb in mbs] == [
+            plain.stage_times(config, mb) for mb in mbs
+        ]
         assert neutral.replica_time(config, mbs, num_replicas=3, spans_nodes=True) == plain.replica_time(
             config, mbs, num_replicas=3, spans_nodes=True
         )
@@ -28,12 +30,18 @@ def test_overheads_are_applied_and_survive_with_memory():
         dp_sync_s=0.125,
         optimizer_s=0.5,
     )
-    cost = CostModel.build("tiny", "cpu", fit=FIT, overheads=overheads)
+    base = CostModel.build("tiny", "cpu", fit=FIT)
+    cost = base.with_overheads(overheads)
     mb = MicroBatch.padded(3, 16)
-    assert cost.stage_s(one, mb) == pytest.approx(0.012) and cost.stage_s(piped, mb) == pytest.approx(0.003)
-    assert cost.first_run_s(one) == 0.5 and cost.first_run_s(piped) == 0.25  # scaled by the compute factor
-    assert cost.stage_weights(piped) == (1.0, 1.5) and cost.dp_sync_s(one, 4, True) == 0.125
-    assert cost.optimizer_s(one) == 0.5
+    # The layers, embedding and head of <1,1> at twice the base's time; a shape's first run too.
+    assert cost.stage_times(one, mb)[0] == pytest.approx(2.0 * base.stage_times(one, mb)[0])
+    assert cost.first_run_s(one) == 0.25 and cost.first_run_s(piped) == 0.25
+    extra = cost.stage_times(one, mb, 0.25)[0] - cost.stage_times(one, mb)[0]
+    assert extra == pytest.approx(0.5)
+    # Measured stage weights replace the model's split: the even share of the layers (3 ms) times each weight.
+    assert cost.stage_times(piped, mb) == pytest.approx((0.003, 0.0045))
+    assert base.stage_times(piped, mb)[1] > base.stage_times(piped, mb)[0] > 0.003  # embedding, head
+    assert cost.dp_sync_s(one, 4, True) == 0.125 and cost.optimizer_s(one) == 0.5
     assert cost.with_memory(MemoryOptions(num_tasks=2)).overheads is overheads
 
 

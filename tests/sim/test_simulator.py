@@ -156,11 +156,11 @@ def test_task_sequential_runs_the_tasks_one_after_another():
 def test_a_replica_pays_for_each_micro_batch_shape_the_first_time_only():
     """With every sequence of one length, every step runs the same micro-batches: only the first step meets new
     shapes, and only the tensor-parallel replica (the one with a new-shape cost) pays for them."""
-    from lobra.costmodel import LayerTimeFit, Overheads
+    from lobra.costmodel import LayerTimeFit, OuterTimeFit, Overheads
     from lobra.sim.whatif import fixed_workload
 
     fit = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
-    base = CostModel.build("tiny", "cpu", fit=fit)
+    base = CostModel.build("tiny", "cpu", fit=fit, outer=OuterTimeFit.of_included())
     workload = fixed_workload("fixed:256", 16, steps=4)
     for plan_text, pays in (("<2,1>x1", True), ("<1,1>x2", False)):
         plan = parse_plan(plan_text)

@@ -1,7 +1,7 @@
 """Exact timelines on tiny hand-computed scenarios (SimPy's own test style: [(t, event), ...] == [...])."""
 
 import pytest
-from lobra.costmodel import CostModel, LayerTimeFit, parse_plan
+from lobra.costmodel import CostModel, LayerTimeFit, OuterTimeFit, parse_plan
 from lobra.costmodel.cost_model import P2P_LATENCY_S
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.sim import Policy, SimConfig, Simulator
@@ -9,10 +9,11 @@ from lobra.sim.whatif import fixed_workload
 
 # t(b, s) = b ms per layer whatever the length; the tiny model has 2 layers and hidden size 64
 FIT = LayerTimeFit({1: (0, 0, 0, 0, 1.0, 0), 2: (0, 0, 0, 0, 1.0, 0)})
+NO_HEAD = OuterTimeFit.of_included()  # hand-computed times: the layers alone
 
 
 def run(plan: str, num_seqs: int, mbs: int, pipeline: str = "events", seq_len: int = 16):
-    cost = CostModel.build("tiny", "cpu", fit=FIT)
+    cost = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     workload = fixed_workload(f"fixed:{seq_len}", num_seqs, steps=1)
     policy = Policy("plan", "fixed-mbs", DispatcherConfig(mbs=mbs), plan=parse_plan(plan))
     sim = Simulator(
@@ -101,7 +102,7 @@ def test_measured_stage_weights_reach_the_simulated_pipeline(pipeline):
 
     overheads = Overheads(stage_weights={ParallelConfig(1, 2): (1.0, 1.5)}, dp_sync_s=0.0, optimizer_s=0.0)
     deployment = parse_plan("<1,2>x1")
-    base = CostModel.build("tiny", "cpu", fit=FIT)
+    base = CostModel.build("tiny", "cpu", fit=FIT, outer=NO_HEAD)
     cost = base.with_overheads(overheads)
     workload = fixed_workload("fixed:16", 12, steps=1)
     policy = Policy("plan", "fixed-mbs", DispatcherConfig(mbs=3), plan=deployment)
