@@ -19,15 +19,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency, reference_efficiency
+from lobra.costmodel.analytical import AnalyticalLayerTime
+from lobra.costmodel.calibrate import (
+    AnalyticalCalibration,
+    calibrate,
+    is_calibration_file,
+    reference_calibration,
+)
 from lobra.costmodel.errors import CostModelError
-from lobra.costmodel.layer_time import LayerTimeFit, fit_profile
+from lobra.costmodel.layer_time import NUM_COEFFS, LayerTimeFit, fit_profile
 from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
 from lobra.costmodel.outer_time import OuterTimeFit
 from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import ParallelConfig
 from lobra.costmodel.pipeline import pipeline_makespan
-from lobra.costmodel.profile import load_profile, shipped_profile
+from lobra.costmodel.profile import check_profile_model, load_profile, shipped_profile
 from lobra.costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
 from lobra.costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
 
@@ -79,20 +85,25 @@ class CostModel:
         gpu = gpu if isinstance(gpu, GPUSpec) else load_gpu_spec(gpu)
         memory = memory or MemoryOptions()
         path = Path(profile) if profile is not None else shipped_profile(model.name, gpu.name)
-        if fit is None and path is not None:
+        if path is not None and is_calibration_file(path):
+            cal = AnalyticalCalibration.from_json(path)
+            source = f"analytical, {cal.describe_stack()}"
+        elif fit is None and path is not None:
             df = load_profile(path)
-            fit = fit_profile(df, source=str(path))
+            check_profile_model(path, model.name)
+            cal = calibrate(model, gpu, df, source=path.name)
             outer = OuterTimeFit.of_profile(df)
-            eff = calibrate_efficiency(model, gpu, df)
-            source = f"profile {path.name}"
+            if df.groupby("tp").size().min() >= NUM_COEFFS:
+                fit = fit_profile(df, source=str(path))
+                source = f"profile {path.name}"
+            else:  # too few rows for the quadratic: the analytical model calibrated on them
+                source = f"analytical, calibrated on profile {path.name} ({len(df)} rows)"
         else:
-            eff = reference_efficiency()
+            cal = reference_calibration()
             source = (
-                f"fit {fit.source or '(given)'}"
-                if fit is not None
-                else "analytical (efficiencies calibrated on the A100-40GB Llama-2-7B profile)"
+                f"fit {fit.source or '(given)'}" if fit is not None else f"analytical, {cal.describe_stack()}"
             )
-        analytical = AnalyticalLayerTime(model, gpu, eff, memory.lora_rank, memory.lora_targets)
+        analytical = cal.layer_time(model, gpu, lora_rank=memory.lora_rank, lora_targets=memory.lora_targets)
         return cls(model, gpu, fit, analytical, memory, cap, source, overheads, outer)
 
     def with_memory(self, memory: MemoryOptions) -> CostModel:
@@ -211,10 +222,12 @@ class CostModel:
         return ring_allreduce_s(shard_bytes, num_replicas, self.gpu.link_gbps(spans_nodes))
 
     def optimizer_s(self, config: ParallelConfig) -> float:
-        """Adam over this GPU's share of the LoRA state at HBM bandwidth; the overheads' measured step where given."""
+        """Adam over this GPU's share of the LoRA state at HBM bandwidth, plus the stack's fixed cost per step; the
+        overheads' measured step where given."""
         if self.overheads.optimizer_s is not None:
             return self.overheads.optimizer_s
-        return self.lora_params() / config.num_gpus * ADAM_BYTES_PER_PARAM / (self.gpu.hbm_gbps * 1e9)
+        adam_s = self.lora_params() / config.num_gpus * ADAM_BYTES_PER_PARAM / (self.gpu.hbm_gbps * 1e9)
+        return adam_s + self.analytical.stack.step_s
 
     def replica_time(
         self,

@@ -1,4 +1,9 @@
-"""Profile CSVs: tidy tables keyed by configuration columns (`tp,seq_len,mbs,time`, time in ms per layer)."""
+"""Profile CSVs: tidy tables keyed by configuration columns (`tp,seq_len,mbs,time`, time in ms per layer).
+
+A profile describes one model: its file name may say which, as the shipped ones do (`<model>_<gpu>_layer_time.csv`
+with the model's name in snake case), and a profile named after another known model is refused rather than fitted
+as if it were this one (check_profile_model).
+"""
 
 from __future__ import annotations
 
@@ -75,3 +80,18 @@ def load_profile(path: str | Path, columns: tuple[str, ...] = PROFILE_COLUMNS) -
                 raise CostModelError(f"profile {str(path)!r}: column {col!r} must hold integers")
             df[col] = df[col].astype(int)
     return df
+
+
+def check_profile_model(path: str | Path, model: str) -> None:
+    """Raise if the profile's file name says it measured another known model than `model`."""
+    from lobra.costmodel.specs.models import MODEL_CONFIGS
+
+    name = Path(path).name.lower()
+    named = [m for m in MODEL_CONFIGS if name.startswith(m.replace("-", "_").replace(".", "_") + "_")]
+    if named and model not in named:
+        other = max(named, key=len)
+        raise CostModelError(
+            f"profile {Path(path).name!r} measured {other}, not {model}: a layer profile fits only its own model; "
+            f"calibrate the analytical model on it (lobra costmodel fit --analytical --model {other} --gpu GPU "
+            f"--profile {Path(path).name} --out cal.json) and give cal.json as the profile of {model}"
+        )

@@ -3,42 +3,67 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lobra.commands._common import print_json, print_table
 from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
-from lobra.costmodel.analytical import AnalyticalLayerTime, calibrate_efficiency
+from lobra.costmodel.analytical import AnalyticalLayerTime
+from lobra.costmodel.calibrate import AnalyticalCalibration, calibrate, is_analytical_fit
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import holdout_split
-from lobra.costmodel.memory import DEFAULT_CAP_TOKENS
+from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS
 from lobra.costmodel.profile import load_profile
 from lobra.costmodel.specs import load_gpu_spec, load_model_spec
 from lobra.io import atomic_write
+from lobra.traces.tasks import LORA_TARGETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("costmodel", help="fit, query and check the cost model")
     cmds = parser.add_subparsers(dest="costmodel_command", metavar="ACTION", required=True)
 
-    p = cmds.add_parser("fit", help="fit the per-layer time model to a profile CSV (tp,seq_len,mbs,time)")
+    p = cmds.add_parser(
+        "fit",
+        help="fit the per-layer time model to a profile CSV (tp,seq_len,mbs,time), or calibrate the analytical model",
+    )
     p.add_argument(
-        "--profile", required=True, help="profile CSV with columns tp,seq_len,mbs,time (ms per layer)"
+        "--profile",
+        required=True,
+        help="profile CSV with columns tp,seq_len,mbs,time (ms per layer), optional pre_post_time",
     )
     p.add_argument("--out", required=True, help="where to write the fit (JSON)")
-    p.add_argument("--plot", help="also write a predicted-vs-measured plot (PNG or PDF)")
+    p.add_argument("--plot", help="also write a predicted-vs-measured plot (PNG or PDF; quadratic fit only)")
+    p.add_argument(
+        "--analytical",
+        action="store_true",
+        help="calibrate the analytical model instead (the GPU's efficiencies and the stack's fixed cost, from as "
+        "few as 3 rows), to predict any model on that GPU and stack; needs --model and --gpu",
+    )
+    p.add_argument("--model", help="with --analytical: the profiled model (name or config.json)")
+    p.add_argument("--gpu", help="with --analytical: the profiled GPU (name or spec JSON)")
+    add_lora_arguments(p, "with --analytical: ")
     p.set_defaults(func=cmd_fit)
 
     p = cmds.add_parser("predict", help="predict ms per layer (fwd+bwd with LoRA) for rows tp,seq_len,mbs")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--fit", help="a fit JSON written by `lobra costmodel fit`")
-    src.add_argument(
-        "--model", help="model name or config.json (with --gpu): shipped profile, else analytical"
+    p.add_argument(
+        "--fit",
+        help="a fit JSON written by `lobra costmodel fit` (an analytical one predicts any --model on its stack)",
     )
-    p.add_argument("--gpu", help="GPU name or spec JSON (with --model)")
+    p.add_argument(
+        "--model",
+        help="model name or config.json: with --gpu, its shipped profile, else the analytical model; with an "
+        "analytical --fit, the model to predict (default the profiled one)",
+    )
+    p.add_argument(
+        "--gpu", help="GPU name or spec JSON (with --model; with an analytical --fit, default its own)"
+    )
     p.add_argument("--profile", help="with --model/--gpu: use this profile CSV instead of the default")
+    add_lora_arguments(p, "")
     p.add_argument("--input", required=True, help="CSV with columns tp,seq_len,mbs")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_predict)
@@ -66,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mbs", type=int, default=1, help="sequences per micro-batch (default 1)")
     p.add_argument("--micro-batches", type=int, default=1, help="micro-batches per replica (default 1)")
     p.add_argument("--tasks", type=int, default=1, help="number of LoRA adapters (default 1)")
-    p.add_argument("--profile", help="profile CSV to use instead of the default")
+    p.add_argument("--profile", help="profile CSV or analytical calibration JSON to use instead of the default")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replica_time)
 
@@ -80,8 +105,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
 
+def add_lora_arguments(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--lora-rank", type=int, help=f"{when}LoRA rank (default {DEFAULT_LORA_RANK}{ASIS})")
+    parser.add_argument(
+        "--lora-targets",
+        help=f"{when}LoRA target modules, comma-separated, or 'all' "
+        f"(default {','.join(DEFAULT_LORA_TARGETS)}{ASIS})",
+    )
+
+
+ASIS = "; an analytical --fit's own by default"
+
+
+def _lora(args, rank: int = DEFAULT_LORA_RANK, targets: tuple[str, ...] = DEFAULT_LORA_TARGETS) -> dict:
+    """The LoRA setup the flags give, else `rank` and `targets`."""
+    if args.lora_targets is not None:
+        targets = (
+            LORA_TARGETS
+            if args.lora_targets == "all"
+            else tuple(t for t in args.lora_targets.split(",") if t)
+        )
+    unknown = [t for t in targets if t not in LORA_TARGETS]
+    if unknown or not targets:
+        raise CostModelError(
+            f"--lora-targets: unknown module(s) {unknown}; choose from {', '.join(LORA_TARGETS)}"
+        )
+    rank = rank if args.lora_rank is None else args.lora_rank
+    if rank < 1:
+        raise CostModelError(f"--lora-rank must be a positive integer, got {rank}")
+    return {"lora_rank": rank, "lora_targets": tuple(targets)}
+
+
 def cmd_fit(args) -> int:
     df = load_profile(args.profile)
+    if args.analytical:
+        return _fit_analytical(args, df)
     fit = fit_profile(df, source=args.profile)
     if args.plot:
         from lobra.analysis.plots import plot_fit  # matplotlib only when asked
@@ -97,27 +155,61 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _fit_analytical(args, df: pd.DataFrame) -> int:
+    if not args.model or not args.gpu:
+        raise CostModelError("--analytical needs --model and --gpu (the profiled ones)")
+    if args.plot:
+        raise CostModelError("--plot draws the quadratic fit; leave it out with --analytical")
+    model, gpu, lora = load_model_spec(args.model), load_gpu_spec(args.gpu), _lora(args)
+    cal = calibrate(model, gpu, df, source=Path(args.profile).name, **lora)
+    atomic_write(args.out, cal.to_json)
+    print_table(pd.DataFrame([{"part": "hardware", **asdict(cal.eff)}]))
+    print_table(pd.DataFrame([{"part": "stack", **asdict(cal.stack)}]))
+    lt = cal.layer_time(model, gpu, **lora)
+    out = df.assign(pred_ms=[lt.predict_ms(int(r.tp), r.mbs, r.seq_len) for r in df.itertuples()])
+    out["error_pct"] = (out["pred_ms"] / out["time"] - 1) * 100
+    print_table(out)
+    print(f"in-sample MAPE: {', '.join(f'{k} {v:.2f}%' for k, v in cal.mape_pct.items())}; wrote {args.out}")
+    return 0
+
+
 def _read_rows(path: str) -> pd.DataFrame:
     return load_profile(path, columns=("tp", "seq_len", "mbs"))
 
 
+def _layer_models(args, rows: pd.DataFrame):
+    """A function tp -> layer-time model for the rows, and what it assumes (for stderr)."""
+    if args.fit and is_analytical_fit(args.fit):
+        cal = AnalyticalCalibration.from_json(args.fit)
+        model, gpu = load_model_spec(args.model or cal.model), load_gpu_spec(args.gpu or cal.gpu)
+        _check_tps(model, rows)
+        lt = cal.layer_time(model, gpu, **_lora(args, cal.lora_rank, cal.lora_targets))
+        return (lambda tp: lt), f"{model.name} on {gpu.name}, {cal.describe_stack()}"
+    if args.fit:
+        if args.model or args.gpu:
+            raise CostModelError(
+                "a quadratic fit predicts only the model and GPU it was fitted on; "
+                "calibrate with `lobra costmodel fit --analytical` to predict another"
+            )
+        fit = LayerTimeFit.from_json(args.fit)
+        return (lambda tp: fit), f"quadratic fit {fit.source}"
+    if not args.model or not args.gpu:
+        raise CostModelError("predict needs --fit, or --model and --gpu")
+    cm = CostModel.build(args.model, args.gpu, profile=args.profile, memory=MemoryOptions(**_lora(args)))
+    _check_tps(cm.model, rows)
+    return cm.layer_model, f"{cm.model.name} on {cm.gpu.name}, {cm.source}"
+
+
+def _check_tps(model, rows: pd.DataFrame) -> None:
+    for tp in rows["tp"].unique():
+        if model.num_heads % tp:
+            raise CostModelError(f"tp={tp} does not divide the model's {model.num_heads} attention heads")
+
+
 def cmd_predict(args) -> int:
     rows = _read_rows(args.input)
-    if args.fit:
-        fit = LayerTimeFit.from_json(args.fit)
-
-        def pick(tp):
-            return fit
-    else:
-        if not args.gpu:
-            raise CostModelError("--model needs --gpu")
-        cm = CostModel.build(args.model, args.gpu, profile=args.profile)
-        for tp in rows["tp"].unique():
-            if cm.model.num_heads % tp:
-                raise CostModelError(
-                    f"tp={tp} does not divide the model's {cm.model.num_heads} attention heads"
-                )
-        pick = cm.layer_model
+    pick, assumes = _layer_models(args, rows)
+    print(f"predicting with {assumes}", file=sys.stderr)
     preds = [
         pd.Series(np.atleast_1d(pick(tp).predict_ms(int(tp), g["mbs"], g["seq_len"])), index=g.index)
         for tp, g in rows.groupby("tp", sort=False)
@@ -199,8 +291,8 @@ def check_profile(df: pd.DataFrame, model: str, gpu: str) -> dict:
     loto = {}
     if df["tp"].nunique() > 1:
         for tp, r in df.groupby("tp"):
-            eff = calibrate_efficiency(m, g, df[df["tp"] != tp])
-            pred = AnalyticalLayerTime(m, g, eff).predict_ms(int(tp), r["mbs"], r["seq_len"])
+            cal = calibrate(m, g, df[df["tp"] != tp])
+            pred = cal.layer_time(m, g).predict_ms(int(tp), r["mbs"], r["seq_len"])
             loto[int(tp)] = np.abs(pred - r["time"]) / r["time"]
 
     def pct(errs: dict) -> dict:

@@ -12,7 +12,11 @@ from lobra.policies.planners import PLANNERS, PlanResult, get_planner
 
 
 def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", help="layer-time profile CSV to use instead of the pair's default")
+    parser.add_argument(
+        "--profile",
+        help="layer-time profile CSV of this model, or an analytical calibration JSON (`lobra costmodel fit "
+        "--analytical`) of any model, instead of the pair's default",
+    )
 
 
 def cost_from_args(args, scenario) -> CostModel:

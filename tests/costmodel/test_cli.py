@@ -7,6 +7,7 @@ import pytest
 from lobra.costmodel.profile import shipped_path
 
 A100 = str(shipped_path("llama2_7b_a100_40gb_layer_time.csv"))
+H100_8B = str(shipped_path("llama3_8b_h100_80gb_layer_time.csv"))
 
 
 def test_fit_then_predict_round_trip(tmp_path, cli):
@@ -63,6 +64,49 @@ def test_predict_by_model_and_gpu_uses_shipped_profile_or_analytical(tmp_path, c
     assert 0 < h100 < a100
 
 
+def test_analytical_fit_on_three_rows_predicts_another_model(tmp_path, cli):
+    (tmp_path / "rows.csv").write_text(
+        "tp,seq_len,mbs,time\n1,512,1,1.5264\n1,512,4,4.6617\n1,512,16,17.385\n"
+    )
+    cal = tmp_path / "cal.json"
+    fit = [
+        "costmodel",
+        "fit",
+        "--analytical",
+        "--model",
+        "llama3-8b",
+        "--gpu",
+        "h100-80gb",
+        "--lora-targets",
+        "all",
+    ]
+    rc, out, _ = cli([*fit, "--profile", str(tmp_path / "rows.csv"), "--out", str(cal)])
+    assert rc == 0 and "stack" in out and json.loads(cal.read_text())["rows"] == 3
+    predict = ["costmodel", "predict", "--fit", str(cal), "--input", str(tmp_path / "rows.csv"), "--json"]
+    rc, own, err = cli(predict)
+    assert rc == 0 and "stack of rows.csv (llama3-8b on h100-80gb)" in err
+    for row, measured in zip(json.loads(own), (1.5264, 4.6617, 17.385), strict=True):
+        assert row["pred_ms"] == pytest.approx(measured, rel=0.05)
+    rc, big, _ = cli([*predict, "--model", "llama3-70b"])
+    assert rc == 0 and all(
+        b["pred_ms"] > 2 * o["pred_ms"] for b, o in zip(json.loads(big), json.loads(own), strict=True)
+    )
+    # without a fit, predict says which stack it assumes: the shipped A100 calibration's
+    rc, _, err = cli(
+        [
+            "costmodel",
+            "predict",
+            "--model",
+            "llama3-70b",
+            "--gpu",
+            "h100-80gb",
+            "--input",
+            str(tmp_path / "rows.csv"),
+        ]
+    )
+    assert rc == 0 and "stack of shipped llama2_7b_a100_40gb_layer_time.csv" in err
+
+
 def test_max_tokens_json(cli):
     rc, out, _ = cli("costmodel max-tokens --model llama2-7b --gpu a100-40gb --tasks 6 --json")
     table = {(r["tp"], r["pp"]): r["max_tokens"] for r in json.loads(out)}
@@ -117,6 +161,20 @@ def _bad_csv(tmp_path, name, body):
         ),
         ("costmodel max-tokens --model tiny", "the following arguments are required: --gpu"),
         ("costmodel fit --profile x.csv --out y.json --bogus", "unrecognized arguments"),
+        ("costmodel fit --analytical --profile {h100} --out {out}", "--analytical needs --model and --gpu"),
+        (
+            "costmodel fit --analytical --model tiny --gpu cpu --profile {two_rows} --out {out}",
+            "at least 3 profile rows",
+        ),
+        (
+            "costmodel fit --analytical --model tiny --gpu cpu --lora-targets q_proj,wq --profile {h100} --out {out}",
+            "unknown module(s) ['wq']",
+        ),
+        (
+            "costmodel predict --model llama3-70b --gpu h100-80gb --profile {h100} --input {tp3}",
+            "measured llama3-8b, not llama3-70b",
+        ),
+        ("costmodel predict --input {tp3}", "predict needs --fit, or --model and --gpu"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, cli, args, needle):
@@ -125,6 +183,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, cli, args, needle):
         "negative": _bad_csv(tmp_path, "neg", "tp,seq_len,mbs,time\n1,-5,1,3\n"),
         "zero": _bad_csv(tmp_path, "zero", "tp,seq_len,mbs,time\n1,0,1,3\n"),
         "tp3": _bad_csv(tmp_path, "tp3", "tp,seq_len,mbs\n3,128,1\n"),
+        "two_rows": _bad_csv(tmp_path, "two", "tp,seq_len,mbs,time\n1,128,1,3\n1,256,1,4\n"),
+        "h100": H100_8B,
         "out": str(tmp_path / "fit.json"),
     }
     code, _, err = cli(args.format(**files))
