@@ -28,11 +28,17 @@ from lobra.costmodel.calibrate import (
 )
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.layer_time import NUM_COEFFS, LayerTimeFit, fit_profile
-from lobra.costmodel.memory import DEFAULT_CAP_TOKENS, MemoryOptions, feasible_configs, max_tokens
+from lobra.costmodel.memory import (
+    CHECKPOINTING,
+    DEFAULT_CAP_TOKENS,
+    MemoryOptions,
+    feasible_configs,
+    max_tokens,
+)
 from lobra.costmodel.outer_time import OuterTimeFit
 from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import ParallelConfig
-from lobra.costmodel.pipeline import pipeline_makespan
+from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_makespan
 from lobra.costmodel.profile import check_profile_model, load_profile, shipped_profile
 from lobra.costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
 from lobra.costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
@@ -55,9 +61,17 @@ class CostModel:
         source: str = "analytical",
         overheads: Overheads | None = None,
         outer: OuterTimeFit | None = None,
+        checkpointing: str = "needed",
     ) -> None:
         self.model, self.gpu, self.fit, self.analytical = model, gpu, fit, analytical
         self.outer = outer
+        if checkpointing not in CHECKPOINTING:
+            raise CostModelError(
+                f"checkpointing must be one of {', '.join(CHECKPOINTING)}, got {checkpointing!r}"
+            )
+        self.checkpointing = (
+            checkpointing  # which configs feasible_configs offers with activation checkpointing
+        )
         self.memory = memory or MemoryOptions()
         self.cap = cap
         self.source = source
@@ -78,6 +92,7 @@ class CostModel:
         cap: int = DEFAULT_CAP_TOKENS,
         overheads: Overheads | None = None,
         outer: OuterTimeFit | None = None,
+        checkpointing: str = "needed",
     ) -> CostModel:
         """`outer`: the measured time outside the decoder layers, for a `fit` given without its profile (a
         profile's own pre_post_time column is read from it)."""
@@ -104,35 +119,26 @@ class CostModel:
                 f"fit {fit.source or '(given)'}" if fit is not None else f"analytical, {cal.describe_stack()}"
             )
         analytical = cal.layer_time(model, gpu, lora_rank=memory.lora_rank, lora_targets=memory.lora_targets)
-        return cls(model, gpu, fit, analytical, memory, cap, source, overheads, outer)
+        return cls(model, gpu, fit, analytical, memory, cap, source, overheads, outer, checkpointing)
 
     def with_memory(self, memory: MemoryOptions) -> CostModel:
         """The same time model and overheads with other memory options (e.g. fewer tasks): no refit."""
-        return CostModel(
-            self.model,
-            self.gpu,
-            self.fit,
-            self.analytical,
-            memory,
-            self.cap,
-            self.source,
-            self.overheads,
-            self.outer,
-        )
+        return self._with(memory=memory)
 
     def with_overheads(self, overheads: Overheads) -> CostModel:
         """The same time and memory model with other overheads: no refit."""
-        return CostModel(
-            self.model,
-            self.gpu,
-            self.fit,
-            self.analytical,
-            self.memory,
-            self.cap,
-            self.source,
-            overheads,
-            self.outer,
-        )
+        return self._with(overheads=overheads)
+
+    def _with(self, **changes) -> CostModel:
+        keep = {
+            "memory": self.memory,
+            "cap": self.cap,
+            "source": self.source,
+            "overheads": self.overheads,
+            "outer": self.outer,
+            "checkpointing": self.checkpointing,
+        }
+        return CostModel(self.model, self.gpu, self.fit, self.analytical, **(keep | changes))
 
     # -- time ---------------------------------------------------------------------------------------------------
     def layer_model(self, tp: int) -> LayerTimeFit | AnalyticalLayerTime:
@@ -171,7 +177,8 @@ class CostModel:
 
     def stage_times(self, config: ParallelConfig, mb: MicroBatch, extra_s: float = 0.0) -> tuple[float, ...]:
         """Forward+backward seconds of one micro-batch on each pipeline stage: its layers, the embedding on the
-        first, the head on the last, plus `extra_s` on each (a shape's first run), times the config's compute
+        first, the head on the last, plus `extra_s` on each (a shape's first run), with a checkpointing config's
+        recomputed forwards (FORWARD_SHARE of each layer's time once more), times the config's compute
         factor (1 unless the overheads measured contention). Where the overheads measured this config's stage
         weights (head and embedding included), stage k takes weight k times the even share of the layers."""
         layer_s = self.layer_ms(config.tp, mb) / 1e3
@@ -181,6 +188,8 @@ class CostModel:
             even = layer_s * self.model.num_layers / config.pp * factor + extra_s * factor
             return tuple(even * w for w in weights)
         embedding_ms, head_ms = self.outer_ms(config.tp, mb)
+        if config.ckpt:  # each layer's forward runs again in its backward
+            layer_s *= 1 + FORWARD_SHARE
         times = [n * layer_s + extra_s for n in config.stage_layers(self.model.num_layers)]
         times[0] += embedding_ms / 1e3
         times[-1] += head_ms / 1e3
@@ -281,4 +290,4 @@ class CostModel:
         return self._max_tokens[config]
 
     def feasible_configs(self, max_gpus: int) -> dict[ParallelConfig, int]:
-        return feasible_configs(self.model, self.gpu, max_gpus, self.memory, self.cap)
+        return feasible_configs(self.model, self.gpu, max_gpus, self.memory, self.cap, self.checkpointing)

@@ -3,8 +3,9 @@
 Per GPU of the binding pipeline stage:
   frozen base weights / (tp*pp), bf16       (+ the embedding on the first stage, LM head on the last)
 + LoRA parameters, gradients and Adam state of every task / (tp*pp)
-+ activations: 1F1B keeps (pp - k) micro-batches in flight on stage k, each of num_layers/pp layers, so the first
-  stage holds num_layers layers' worth of one micro-batch whatever pp is
++ activations: 1F1B keeps (pp - k) micro-batches in flight on stage k, each of its layers
+  (ParallelConfig.stage_layers), so the first stage holds about num_layers layers' worth of one micro-batch whatever
+  pp is
 + fp32 logits and their gradient on the last stage
 + a fixed reserve (CUDA context, communication buffers, allocator slack).
 
@@ -14,8 +15,8 @@ input is kept for base weight gradients; Korthikanti et al. 2022 "Reducing Activ
   (2h + 2 kv_dim), the SwiGLU gate, up, activation and product (4 ffn);
   replicated on every TP rank: the all-gathered normalised inputs that the LoRA A matrices of q/k/v and gate/up need
   for their gradients (2h).
-With activation checkpointing only each layer's input is kept (2h, sharded), plus one layer's full set while it is
-recomputed.
+With activation checkpointing (MemoryOptions for every replica, or a `<tp,pp,ckpt>` config for one) only each
+layer's input is kept (2h, sharded), plus one layer's full set while it is recomputed.
 
 Two constants are not derivable from shapes and were calibrated on the real A100-40GB table
 (costmodel/profiles/llama2_7b_a100_40gb_max_tokens.csv, Llama-2-7B, 6 tasks, all 14 rows reproduced):
@@ -26,7 +27,7 @@ unfused SwiGLU, plus allocator fragmentation; the table admits 1.85-2.05) and RE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lobra.costmodel.errors import CostModelError
 from lobra.costmodel.parallel import ParallelConfig
@@ -101,7 +102,7 @@ def stage_memory(
     model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, stage: int, opts: MemoryOptions
 ) -> MemoryBreakdown:
     tp, pp = config.tp, config.pp
-    layers = model.num_layers / pp
+    layers = config.stage_layers(model.num_layers)[stage]
     embed = model.vocab_size * model.hidden_size
     weights = layers * model.params_per_layer
     if stage == 0:
@@ -133,6 +134,8 @@ def peak_memory(
     model: ModelSpec, gpu: GPUSpec, config: ParallelConfig, tokens: int, opts: MemoryOptions
 ) -> MemoryBreakdown:
     """The stage with the largest footprint for a micro-batch of `tokens` tokens."""
+    if config.ckpt:
+        opts = replace(opts, activation_checkpointing=True)
     return max(
         (stage_memory(model, gpu, config, tokens, k, opts) for k in range(config.pp)),
         key=lambda m: m.total_bytes,
@@ -163,27 +166,48 @@ def max_tokens(
     return best
 
 
+# Which configs may checkpoint activations: "needed" (the default) only when no config of the cluster holds `cap`
+# tokens without it, so that the longest sequences are not truncated; "any" wherever it holds more (the planners
+# then weigh recomputation against tensor parallelism); "off" never.
+CHECKPOINTING = ("needed", "any", "off")
+
+
 def feasible_configs(
     model: ModelSpec,
     gpu: GPUSpec,
     max_gpus: int,
     opts: MemoryOptions | None = None,
     cap: int = DEFAULT_CAP_TOKENS,
+    checkpointing: str = "needed",
 ) -> dict[ParallelConfig, int]:
     """Every power-of-two (tp, pp) with tp*pp <= max_gpus that shards the model and holds at least one micro-batch,
-    with its max_tokens."""
-    out = {}
+    with its max_tokens; and, as `checkpointing` allows, its twin <tp,pp,ckpt> where that holds more."""
+    if checkpointing not in CHECKPOINTING:
+        raise CostModelError(
+            f"checkpointing must be one of {', '.join(CHECKPOINTING)}, got {checkpointing!r}"
+        )
+    plain, twins = {}, {}
     tp = 1
     while tp <= min(max_gpus, gpu.gpus_per_node):
         pp = 1
         while tp * pp <= max_gpus and pp <= model.num_layers:
-            config = ParallelConfig(tp, pp)
-            try:
-                tokens = max_tokens(model, gpu, config, opts, cap)
-            except CostModelError:
-                tokens = 0
+            tokens = _max_tokens_or_0(model, gpu, ParallelConfig(tp, pp), opts, cap)
             if tokens:
-                out[config] = tokens
+                plain[ParallelConfig(tp, pp)] = tokens
+            if tokens < cap and not (opts and opts.activation_checkpointing):
+                ckpt = _max_tokens_or_0(model, gpu, ParallelConfig(tp, pp, ckpt=True), opts, cap)
+                if ckpt > tokens:
+                    twins[ParallelConfig(tp, pp, ckpt=True)] = ckpt
             pp *= 2
         tp *= 2
-    return out
+    needed = max(plain.values(), default=0) < cap
+    if checkpointing == "any" or (checkpointing == "needed" and needed):
+        return plain | twins
+    return plain
+
+
+def _max_tokens_or_0(model, gpu, config, opts, cap) -> int:
+    try:
+        return max_tokens(model, gpu, config, opts, cap)
+    except CostModelError:
+        return 0

@@ -1,7 +1,8 @@
 """ParallelConfig and deployment plans: the one vocabulary of parallelism shared by every part of lobra.
 
 A replica is one model copy with one ParallelConfig; a deployment plan is a multiset of configs, written
-`<tp,pp>xN ...` (e.g. `<1,1>x6 <2,1>x1 <8,1>x1`).
+`<tp,pp>xN ...` (e.g. `<1,1>x6 <2,1>x1 <8,1>x1`); a replica that checkpoints its activations (it keeps each layer's
+input only and recomputes the layer's forward in its backward) is written `<tp,pp,ckpt>`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from lobra.costmodel.errors import CostModelError
 
 @dataclass(frozen=True, order=True)
 class ParallelConfig:
-    """Tensor- and pipeline-parallel degrees of one replica; tp * pp GPUs."""
+    """Tensor- and pipeline-parallel degrees of one replica (tp * pp GPUs), and whether it checkpoints
+    activations."""
 
     tp: int = 1
     pp: int = 1
+    ckpt: bool = False
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CostModelError(f"ParallelConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.ckpt, bool):
+            raise CostModelError(f"ParallelConfig.ckpt must be True or False, got {self.ckpt!r}")
 
     @property
     def num_gpus(self) -> int:
@@ -50,10 +55,10 @@ class ParallelConfig:
         return tuple(per + (k < extra) for k in range(self.pp))
 
     def __str__(self) -> str:
-        return f"<{self.tp},{self.pp}>"
+        return f"<{self.tp},{self.pp},ckpt>" if self.ckpt else f"<{self.tp},{self.pp}>"
 
 
-_ENTRY = re.compile(r"<\s*(\d+)\s*,\s*(\d+)\s*>\s*(?:[xX*]\s*(\d+))?")
+_ENTRY = re.compile(r"<\s*(\d+)\s*,\s*(\d+)\s*(,\s*ckpt\s*)?>\s*(?:[xX*]\s*(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ class DeploymentPlan:
 
 
 def parse_plan(text: str) -> DeploymentPlan:
-    """Parse `<tp,pp>xN ...` (the `xN` may be left out for one replica; entries may repeat)."""
+    """Parse `<tp,pp>xN ...` or `<tp,pp,ckpt>xN ...` (the `xN` may be left out for one replica; entries may
+    repeat)."""
     if not isinstance(text, str) or not text.strip():
         raise CostModelError("empty plan string; expected e.g. '<1,1>x6 <2,1>x1 <8,1>x1'")
     counts: Counter[ParallelConfig] = Counter()
@@ -115,10 +121,10 @@ def parse_plan(text: str) -> DeploymentPlan:
                 f"cannot parse plan {text!r} at {body[pos:]!r}; expected entries like '<tp,pp>xN', "
                 "e.g. '<1,1>x6 <2,1>x1 <8,1>x1'"
             )
-        tp, pp, count = int(match[1]), int(match[2]), int(match[3] or 1)
+        tp, pp, ckpt, count = int(match[1]), int(match[2]), match[3] is not None, int(match[4] or 1)
         if count < 1:
             raise CostModelError(f"plan {text!r}: replica count must be at least 1, got {count}")
-        counts[ParallelConfig(tp, pp)] += count
+        counts[ParallelConfig(tp, pp, ckpt)] += count
         pos = match.end()
         while pos < len(body) and body[pos] in " \t,;+":
             pos += 1

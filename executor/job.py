@@ -57,7 +57,7 @@ def build_runtime(run: ResolvedRun, rank: int, device: torch.device) -> Runtime:
     return Runtime(
         run=run,
         place=place,
-        stage=Stage(model),
+        stage=Stage(model, checkpoint=place.config.ckpt),
         batch=batch,
         lora=lora,
         optimizers=optimizers,

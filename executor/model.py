@@ -23,6 +23,7 @@ from lobra.executor.multilora import LoraBatch, MultiLoraLinear
 from lobra.traces import Task
 from lobra.traces.tasks import LORA_TARGETS
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 # Where each LoRA target sits inside a decoder layer (HF module names; peft keys use the same paths).
@@ -137,9 +138,11 @@ class Stage(nn.Module):
     hidden -> logits on the last, hidden -> hidden in between. Parallelism is applied to the model beforehand
     (executor.parallel); this code is the same for every layout."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, checkpoint: bool = False) -> None:
         super().__init__()
         self.model = model
+        # <tp,pp,ckpt>: keep each layer's input only, run its forward again in the backward
+        self.checkpoint = checkpoint
         inner = model.model
         self.first = inner.embed_tokens is not None
         self.last = getattr(model, "lm_head", None) is not None
@@ -158,7 +161,11 @@ class Stage(nn.Module):
             positions = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
         rotary = inner.rotary_emb(h, positions)
         for layer in inner.layers:
-            h = layer(h, attention_mask=mask, position_ids=positions, position_embeddings=rotary)
+            kwargs = {"attention_mask": mask, "position_ids": positions, "position_embeddings": rotary}
+            if self.checkpoint and torch.is_grad_enabled():
+                h = checkpoint(layer, h, use_reentrant=False, **kwargs)
+            else:
+                h = layer(h, **kwargs)
         if not self.last:
             return h
         return self.model.lm_head(inner.norm(h))

@@ -121,6 +121,8 @@ def _one_f_one_b(stage, batch, micro_batches, place, num_tasks, clock, task_loss
 
     def backward(i: int) -> None:
         inp, out = inflight.pop(i)
+        # A checkpointing stage runs its layers' forward again now: they must see this micro-batch's segments.
+        batch.set(micro_batches[i].segments, int(micro_batches[i].packed))
         if next_rank is None:
             t0 = clock.now()
             out.backward()

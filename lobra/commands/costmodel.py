@@ -91,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mbs", type=int, default=1, help="sequences per micro-batch (default 1)")
     p.add_argument("--micro-batches", type=int, default=1, help="micro-batches per replica (default 1)")
     p.add_argument("--tasks", type=int, default=1, help="number of LoRA adapters (default 1)")
-    p.add_argument("--profile", help="profile CSV or analytical calibration JSON to use instead of the default")
+    p.add_argument(
+        "--profile", help="profile CSV or analytical calibration JSON to use instead of the default"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replica_time)
 

@@ -7,6 +7,7 @@ import argparse
 from lobra.commands._common import print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel
+from lobra.costmodel.memory import CHECKPOINTING
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.planners import PLANNERS, PlanResult, get_planner
 
@@ -17,10 +18,22 @@ def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
         help="layer-time profile CSV of this model, or an analytical calibration JSON (`lobra costmodel fit "
         "--analytical`) of any model, instead of the pair's default",
     )
+    parser.add_argument(
+        "--checkpointing",
+        choices=CHECKPOINTING,
+        default="needed",
+        help="which replicas the planners may give activation checkpointing (<tp,pp,ckpt>): needed (default; only "
+        "when no config holds the longest sequences without it), any, or off",
+    )
 
 
 def cost_from_args(args, scenario) -> CostModel:
-    return CostModel.build(scenario.model, scenario.gpu, profile=getattr(args, "profile", None))
+    return CostModel.build(
+        scenario.model,
+        scenario.gpu,
+        profile=getattr(args, "profile", None),
+        checkpointing=getattr(args, "checkpointing", "needed"),
+    )
 
 
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:

@@ -126,7 +126,7 @@ def _simulated(args) -> tuple[Workload, CostModel, int, str, int | None]:
         plan = parse_plan(args.plan)
         steps = args.steps or 1
         workload = fixed_workload(args.workload, args.global_batch, steps)
-        cost = CostModel.build(args.model, args.gpu, profile=args.profile)
+        cost = CostModel.build(args.model, args.gpu, profile=args.profile, checkpointing=args.checkpointing)
         return workload, cost, args.num_gpus or plan.num_gpus, args.workload, steps
     scenario = scenario_from_args(args)
     cost = cost_from_args(args, scenario)

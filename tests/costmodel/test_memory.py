@@ -81,3 +81,39 @@ def test_feasible_configs_respect_node_and_gpu_budget():
     assert configs and all(c.tp <= 8 and c.num_gpus <= 64 for c in configs)
     assert ParallelConfig(1, 1) not in configs
     assert all(n > 0 for n in configs.values())
+
+
+def test_checkpointing_is_a_config_that_holds_more_and_pays_a_forward_again():
+    """<tp,pp,ckpt>: its max_tokens from the checkpointing memory model, its stage time the layers' forward once
+    more (FORWARD_SHARE of fwd+bwd), the head unchanged."""
+    from lobra.costmodel import CostModel, LayerTimeFit, MicroBatch, parse_plan
+    from lobra.costmodel.pipeline import FORWARD_SHARE
+
+    plan = parse_plan("<8,1,ckpt>x2 <8,1>")
+    assert str(plan) == "<8,1>x1 <8,1,ckpt>x2" and parse_plan(str(plan)) == plan
+    fit = LayerTimeFit({1: (0, 0, 1e-3, 0, 0, 1.0)})  # t(b, s) = 0.001 b s + 1 ms
+    cost = CostModel.build("llama2-7b", "a100-40gb", fit=fit)
+    plain, ckpt = ParallelConfig(1, 1), ParallelConfig(1, 1, ckpt=True)
+    assert cost.max_tokens(ckpt) > cost.max_tokens(plain)
+    mb = MicroBatch.padded(1, 1000)
+    head = sum(cost.outer_ms(1, mb)) / 1e3
+    assert cost.stage_times(plain, mb)[0] == pytest.approx(32 * 2.0 / 1e3 + head)
+    assert cost.stage_times(ckpt, mb)[0] == pytest.approx(32 * 2.0 * (1 + FORWARD_SHARE) / 1e3 + head)
+
+
+def test_planners_are_offered_checkpointing_where_it_is_needed_or_asked_for():
+    from lobra.costmodel import CostModel, CostModelError
+
+    # Llama-2-7B on 16 A100s: <8,1> holds 16K without it, so by default no config checkpoints
+    a100 = CostModel.build("llama2-7b", "a100-40gb")
+    assert not any(c.ckpt for c in a100.feasible_configs(16))
+    anywhere = CostModel.build("llama2-7b", "a100-40gb", checkpointing="any").feasible_configs(16)
+    assert anywhere[ParallelConfig(1, 1, ckpt=True)] > anywhere[ParallelConfig(1, 1)]
+    assert ParallelConfig(8, 1, ckpt=True) not in anywhere  # <8,1> already holds the cap
+    # Llama-3-70B on H100s: nothing holds 16K without it, so the twins that hold more are offered
+    h100 = CostModel.build("llama3-70b", "h100-80gb").feasible_configs(64)
+    assert max(n for c, n in h100.items() if not c.ckpt) < 16384 == max(h100.values())
+    off = CostModel.build("llama3-70b", "h100-80gb", checkpointing="off").feasible_configs(64)
+    assert not any(c.ckpt for c in off)
+    with pytest.raises(CostModelError, match="checkpointing must be one of"):
+        CostModel.build("tiny", "cpu", checkpointing="sometimes")

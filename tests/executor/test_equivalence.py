@@ -128,6 +128,15 @@ def test_packed_pp2_replica_matches_padded_tp1(single_run, runs_dir, ex):
     _compare_replicas(single_run, out, "packed pp=2 vs padded pp=1", ex.names)
 
 
+def test_checkpointing_pp2_replica_matches_tp1(single_run, runs_dir, ex):
+    """<1,2,ckpt>: each layer's forward runs again in the backward, after later micro-batches' forwards (1F1B), with
+    this micro-batch's task segments: the same losses and gradients."""
+    out = runs_dir / "pp2_ckpt"
+    ex.run_job(out, "<1,2,ckpt>x1", 2, 2, dump_grads=True)
+    assert set(pd.read_csv(out / "replicas.csv")["config"]) == {"<1,2,ckpt>"}
+    _compare_replicas(single_run, out, "ckpt pp=2 vs pp=1", ex.names)
+
+
 @pytest.mark.slow
 def test_tp2_pp2_replica_matches_tp1(single_run, runs_dir, ex):
     out = runs_dir / "tp2pp2"
