@@ -69,3 +69,12 @@ class CostTable:
         """GPU-seconds one sequence costs at full micro-batches: the length-based dispatcher's criterion."""
         lc = self.length_cost(config, seq_len)
         return float("inf") if lc is None else (lc.alpha_s + lc.beta_s / lc.per_mb) * config.num_gpus
+
+
+def min_bubble_s(config: ParallelConfig, lengths, table: CostTable) -> float:
+    """The least 1F1B fill and drain a pipelined replica of `config` pays per step when it runs sequences of these
+    lengths: (pp - 1) full micro-batches' stage time at the cheapest length it holds (0 without a pipeline)."""
+    if config.pp == 1:
+        return 0.0
+    fulls = [lc.full_mb_s for s in lengths if (lc := table.length_cost(config, s)) is not None]
+    return (config.pp - 1) * min(fulls) if fulls else 0.0

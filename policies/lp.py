@@ -17,9 +17,13 @@ from scipy.optimize import linprog
 
 
 def split_lp(
-    counts: Mapping[int, float], replicas: Mapping[ParallelConfig, int], table: CostTable
+    counts: Mapping[int, float],
+    replicas: Mapping[ParallelConfig, int],
+    table: CostTable,
+    bubble_s: Mapping[ParallelConfig, float] | None = None,
 ) -> tuple[float, dict[ParallelConfig, dict[int, float]]]:
-    """(makespan, {config: {length: sequences}}) of the relaxation; sequences may be fractional."""
+    """(makespan, {config: {length: sequences}}) of the relaxation; sequences may be fractional. `bubble_s`: seconds
+    each replica of a config spends on top of its sequences (a pipeline's least fill and drain, for planning)."""
     configs = sorted(replicas)
     lengths = sorted(counts)
     pairs = [
@@ -45,7 +49,7 @@ def split_lp(
     result = linprog(
         objective,
         A_ub=a_ub,
-        b_ub=np.zeros(len(configs)),
+        b_ub=-np.array([(bubble_s or {}).get(c, 0.0) for c in configs]),
         A_eq=a_eq,
         b_eq=[counts[s] for s in lengths],
         bounds=(0, None),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 
 from lobra.costmodel import CostModel, DeploymentPlan
-from lobra.policies.costs import CostTable
+from lobra.policies.costs import CostTable, min_bubble_s
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.lp import split_lp
 from lobra.policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
@@ -59,14 +59,16 @@ class LobraPlanner(Planner):
         lengths = sorted(counts)
         candidates = feasible if self.enumerate_all else propose_configs(feasible, lengths, table)
         must_hold = [c for c in candidates if table.max_tokens(c) >= lengths[-1]]
+        # Deep pipelines pay (pp - 1) micro-batches of fill and drain every step, which per-sequence costs omit.
+        bubbles = {c: min_bubble_s(c, lengths, table) for c in candidates}
         if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
             plans = list(enumerate_plans(candidates, num_gpus, None, must_hold))
         else:
-            plans = self.windowed_plans(counts, candidates, must_hold, table, num_gpus)
+            plans = self.windowed_plans(counts, candidates, must_hold, table, num_gpus, bubbles)
         if not plans:
             raise PolicyError(f"no deployment plan of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
         if self.use_filter:
-            bound = {p: split_lp(counts, dict(p.entries), table)[0] for p in plans}
+            bound = {p: split_lp(counts, dict(p.entries), table, bubbles)[0] for p in plans}
             ranked = sorted(plans, key=lambda p: (bound[p], str(p)))
             best = bound[ranked[0]]
             survivors = [p for p in ranked if bound[p] <= cfg.filter_ratio * best]
@@ -77,10 +79,10 @@ class LobraPlanner(Planner):
         best_plan = min(times, key=lambda p: (times[p], str(p)))
         return SearchResult(best_plan, times[best_plan], plans_considered=len(plans))
 
-    def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int):
+    def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int, bubbles):
         """Plans of the fluid optimum's configs (plus the cheapest holder of the longest length), replica counts
         within a window around the fluid counts; the window doubles until some plan fills the cluster."""
-        fluid = fluid_counts(counts, candidates, table, num_gpus)
+        fluid = fluid_counts(counts, candidates, table, num_gpus, bubbles)
         support = [c for c in candidates if fluid[c] > 0]
         if not any(c in must_hold for c in support):
             longest = max(counts)

@@ -20,9 +20,12 @@ from lobra.policies.costs import CostTable
 def propose_configs(
     configs: list[ParallelConfig], lengths: list[int], table: CostTable
 ) -> list[ParallelConfig]:
+    """For each GPU count and pipeline depth, the configs that process some length with the fewest GPU-seconds
+    (the paper groups by GPU count only; a deeper pipeline's per-sequence cost omits its fill and drain, which the
+    fluid optimum and the plan scores weigh, so depths are kept apart until then)."""
     kept = set()
-    for gpus in sorted({c.num_gpus for c in configs}):
-        same = [c for c in configs if c.num_gpus == gpus]
+    for gpus, pp in sorted({(c.num_gpus, c.pp) for c in configs}):
+        same = [c for c in configs if c.num_gpus == gpus and c.pp == pp]
         for s in lengths:
             holding = [c for c in same if table.length_cost(c, s) is not None]
             if holding:
@@ -31,16 +34,66 @@ def propose_configs(
 
 
 def fluid_counts(
-    counts: dict[int, float], configs: list[ParallelConfig], table: CostTable, num_gpus: int
+    counts: dict[int, float],
+    configs: list[ParallelConfig],
+    table: CostTable,
+    num_gpus: int,
+    bubble_s: dict[ParallelConfig, float] | None = None,
 ) -> dict[ParallelConfig, float]:
-    """Fractional replica counts of the fluid optimum (see the module docstring)."""
+    """Fractional replica counts of the fluid optimum (see the module docstring). Without pipeline bubbles every
+    length goes to its most GPU-efficient config; with them (`bubble_s`, seconds per replica and step), a deep
+    pipeline is worth its replicas only where its work outweighs its fill and drain, found by bisection on the
+    makespan T of the linear programme: sum_s a_sc y_sc + B_c x_c <= T x_c, sum_c g_c x_c <= N."""
     work = dict.fromkeys(configs, 0.0)  # seconds on one replica of the config
     for s, n in counts.items():
         holding = [c for c in configs if table.length_cost(c, s) is not None]
         best = min(holding, key=lambda c: (table.gpu_seconds_per_seq(c, s), c))
         work[best] += n * table.gpu_seconds_per_seq(best, s) / best.num_gpus
     makespan = sum(w * c.num_gpus for c, w in work.items()) / num_gpus
-    return {c: (w / makespan if makespan else 0.0) for c, w in work.items()}
+    fluid = {c: (w / makespan if makespan else 0.0) for c, w in work.items()}
+    if not bubble_s or not any(bubble_s.values()) or not makespan:
+        return fluid
+    lo, hi = makespan, makespan + max(bubble_s.values())
+    while _fluid_lp(counts, configs, table, num_gpus, bubble_s, hi) is None:
+        hi *= 2
+    for _ in range(40):  # to ~1e-12 of the bracket: the counts only seed a window of integer plans
+        mid = (lo + hi) / 2
+        lo, hi = (
+            (lo, mid) if _fluid_lp(counts, configs, table, num_gpus, bubble_s, mid) is not None else (mid, hi)
+        )
+    return _fluid_lp(counts, configs, table, num_gpus, bubble_s, hi)
+
+
+def _fluid_lp(counts, configs, table: CostTable, num_gpus: int, bubble_s, makespan: float):
+    """Replica counts x_c that finish every length within `makespan` on num_gpus GPUs, or None."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    lengths = sorted(counts)
+    pairs = [(g, j) for g, s in enumerate(lengths) for j, c in enumerate(configs) if table.length_cost(c, s)]
+    n_y, n_x = len(pairs), len(configs)
+    a_ub = np.zeros((n_x + 1, n_y + n_x))
+    a_eq = np.zeros((len(lengths), n_y + n_x))
+    for p, (g, j) in enumerate(pairs):
+        lc = table.length_cost(configs[j], lengths[g])
+        a_ub[j, p] = lc.alpha_s + lc.beta_s / lc.per_mb
+        a_eq[g, p] = 1.0
+    for j, c in enumerate(configs):
+        a_ub[j, n_y + j] = bubble_s.get(c, 0.0) - makespan  # a replica's sequences and bubble within T
+        a_ub[n_x, n_y + j] = c.num_gpus
+    b_ub = np.zeros(n_x + 1)
+    b_ub[n_x] = num_gpus
+    result = linprog(
+        np.zeros(n_y + n_x),
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=[counts[s] for s in lengths],
+        method="highs",
+    )
+    if result.status != 0:
+        return None
+    return {c: float(result.x[n_y + j]) for j, c in enumerate(configs)}
 
 
 def enumerate_plans(
