@@ -98,8 +98,7 @@ def _one_f_one_b(stage, batch, micro_batches, place, num_tasks, clock, task_loss
     def forward(i: int) -> None:
         mb = micro_batches[i]
         if prev_rank is None:
-            inp = None
-            x = mb.ids
+            inp, x = None, mb.ids
         else:
             inp = torch.empty(*mb.ids.shape, hidden, dtype=dtype, device=device)
             dist.recv(inp, src=prev_rank)
@@ -121,8 +120,8 @@ def _one_f_one_b(stage, batch, micro_batches, place, num_tasks, clock, task_loss
 
     def backward(i: int) -> None:
         inp, out = inflight.pop(i)
-        # A checkpointing stage runs its layers' forward again now: they must see this micro-batch's segments.
-        batch.set(micro_batches[i].segments, int(micro_batches[i].packed))
+        mb = micro_batches[i]
+        batch.set(mb.segments, int(mb.packed))  # a checkpointing stage reruns its forwards now
         if next_rank is None:
             t0 = clock.now()
             out.backward()

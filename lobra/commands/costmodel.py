@@ -26,7 +26,11 @@ from lobra.traces.tasks import LORA_TARGETS
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("costmodel", help="fit, query and check the cost model")
     cmds = parser.add_subparsers(dest="costmodel_command", metavar="ACTION", required=True)
+    _register_fit_and_predict(cmds)
+    _register_queries(cmds)
 
+
+def _register_fit_and_predict(cmds) -> None:
     p = cmds.add_parser(
         "fit",
         help="fit the per-layer time model to a profile CSV (tp,seq_len,mbs,time), or calibrate the analytical model",
@@ -68,6 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_predict)
 
+
+def _register_queries(cmds) -> None:
     p = cmds.add_parser("max-tokens", help="largest micro-batch (tokens) per (tp, pp) that fits in memory")
     p.add_argument("--model", required=True)
     p.add_argument("--gpu", required=True)
