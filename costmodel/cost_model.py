@@ -1,8 +1,9 @@
 """CostModel: time and memory of any replica config for one (model, GPU) pair, the object every policy consults.
 
-Layer times come from, in order: a `--profile` CSV given by the user; the shipped profile of the pair; the
-analytical model with efficiencies calibrated on the shipped A100 profile. A fitted profile that lacks a tp degree
-falls back to the analytical model calibrated on that same profile.
+Layer times come from, in order: a `--profile` given by the user (a CSV of this model, or an analytical calibration
+JSON of any model: costmodel/calibrate.py); the shipped profile of the pair; the analytical model calibrated on the
+shipped A100 profile. A fitted profile that lacks a tp degree (or has too few rows for the quadratic) falls back to
+the analytical model calibrated on that same profile.
 
 The whole model runs, not only its decoder layers: a pipeline stage holds its share of the layers
 (ParallelConfig.stage_layers), the first stage also the embedding and the last the final norm, the LM head and the
@@ -69,9 +70,8 @@ class CostModel:
             raise CostModelError(
                 f"checkpointing must be one of {', '.join(CHECKPOINTING)}, got {checkpointing!r}"
             )
-        self.checkpointing = (
-            checkpointing  # which configs feasible_configs offers with activation checkpointing
-        )
+        # which configs feasible_configs offers with activation checkpointing (costmodel/memory.py)
+        self.checkpointing = checkpointing
         self.memory = memory or MemoryOptions()
         self.cap = cap
         self.source = source

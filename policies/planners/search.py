@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 from lobra.costmodel import DeploymentPlan, ParallelConfig
 from lobra.policies.costs import CostTable
+from scipy.optimize import linprog
 
 
 def propose_configs(
@@ -66,9 +68,6 @@ def fluid_counts(
 
 def _fluid_lp(counts, configs, table: CostTable, num_gpus: int, bubble_s, makespan: float):
     """Replica counts x_c that finish every length within `makespan` on num_gpus GPUs, or None."""
-    import numpy as np
-    from scipy.optimize import linprog
-
     lengths = sorted(counts)
     pairs = [(g, j) for g, s in enumerate(lengths) for j, c in enumerate(configs) if table.length_cost(c, s)]
     n_y, n_x = len(pairs), len(configs)
