@@ -111,7 +111,7 @@ def studies(s: FigureSettings) -> dict[str, list[RunSpec]]:
 
 def swap_degrees(plan: str) -> str:
     """'<2,4>x4 <16,1>x1' -> '<4,2>x4 <1,16>x1': the other reading of the paper's notation."""
-    return " ".join(f"<{b},{a}>x{n or 1}" for a, b, n in paper.ENTRY.findall(plan))
+    return " ".join(f"<{b},{a}{',ckpt' if c else ''}>x{n or 1}" for a, b, c, n in paper.ENTRY.findall(plan))
 
 
 def paper_plan_specs(s: FigureSettings) -> list[RunSpec]:

@@ -127,10 +127,10 @@ def _summary(t: dict[str, pd.DataFrame], manifest: dict) -> list[str]:
         "## Summary: our numbers beside the paper's\n",
         md_table(table),
         f"\n{agree} comparisons agree, {differ} differ. Rules: a reduction agrees when it lies in the paper's"
-        f" range; a plan when its replica sizes (GPUs per replica) are the paper's, whatever the order of the"
-        f" two degrees in the paper's `<a,b>`; a normalised series when every point is within {TOLERANCE:.2f}"
-        f" of the paper's; the bucket knee (the fewest buckets within {100 * KNEE_WITHIN:.0f}% of the best step"
-        f" time) when within 4 of the paper's ~{paper.BUCKET_KNEE}.\n",
+        f" range; a plan when it holds the same configs as the paper's, reading the paper's `<a,b>` either"
+        f" way (the replica sizes are said beside it); a normalised series, and a trend's direction, when every"
+        f" point is within {TOLERANCE:.2f} of the paper's; the bucket knee (the fewest buckets within"
+        f" {100 * KNEE_WITHIN:.0f}% of the best step time) when within 4 of the paper's ~{paper.BUCKET_KNEE}.\n",
     ]
 
 

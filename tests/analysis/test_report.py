@@ -149,3 +149,42 @@ def test_no_figures_is_one_line_and_status_2(cli, tmp_path):
     rc, _, err = cli(f"report --figures {tmp_path / 'none'} --out {tmp_path / 'r.md'}")
     assert rc == 2 and err.count("\n") == 1 and "run `lobra figures" in err
     assert not (tmp_path / "r.md").exists()
+
+
+def test_a_trend_in_the_same_direction_is_not_agreement_unless_every_point_is_close():
+    """1.00 / 0.77 / 0.88 falls like the paper's 1.00 / 0.65 / 0.59 but is 0.29 off at 64 GPUs: 'differs'."""
+    near = _scaling_tables(
+        (1.0, 0.77, 0.88),
+        paper.GPU_SCALING["task-fused"],
+        paper.TASK_SCALING["lobra"],
+        paper.TASK_SCALING["task-fused"],
+    )
+    verdict = {c.what: c.verdict for c in scaling_checks(near)}["Direction, 16 -> 64 GPUs"]
+    assert verdict.startswith("differs: the same direction, points up to 0.29 apart")
+    close = _scaling_tables(
+        (1.0, 0.68, 0.62), (1.0, 1.05, 1.15), paper.TASK_SCALING["lobra"], paper.TASK_SCALING["task-fused"]
+    )
+    assert {c.what: c.verdict for c in scaling_checks(close)}["Direction, 16 -> 64 GPUs"].startswith("agrees")
+
+
+def test_a_plan_agrees_only_with_the_same_configs_under_one_reading():
+    from lobra.analysis.report.checks import plan_checks
+
+    def table(lobra_plan):
+        rows = [
+            ("70B", "lobra", lobra_plan),
+            ("70B", "task-fused", "<16,1>x4"),
+        ]
+        return {"gpu_seconds": pd.DataFrame(rows, columns=["setting", "policy", "plan"])}
+
+    published = paper.PLANS["70B"]["lobra"]  # <2,4>x4 <4,2>x1 <8,1>x1 <16,1>x1
+    assert paper.same_configs("<4,2>x4 <2,4>x1 <1,8>x1 <1,16>x1", published) == "(pp,tp)"
+    verdicts = {c.what: c.verdict for c in plan_checks(table("<16,1>x1 <2,4>x4 <4,2>x1 <8,1>x1"))}
+    assert verdicts["LobRA plan, 70B"].startswith("agrees (the same configs, the paper's read as (tp,pp))")
+    # the same replica sizes (8, 8, 8, 8, 8, 8, 8, 16) with every (tp, pp) other: not agreement
+    verdicts = {c.what: c.verdict for c in plan_checks(table("<8,1>x4 <1,8>x2 <4,4>x1"))}
+    assert verdicts["LobRA plan, 70B"].startswith("differs: the same replica sizes but other (tp, pp)")
+    assert verdicts["Task-Fused plan, 70B"].startswith("agrees")
+    # checkpointing replicas are other configs, and they count (the old parser skipped them)
+    assert paper.replica_sizes("<4,1,ckpt>x16") == [4] * 16
+    assert paper.same_configs("<16,1,ckpt>x4", "<16,1>x4") is None
