@@ -16,6 +16,7 @@ from lobra.analysis import paper
 from lobra.analysis.sweep import RunSpec, cost_of, workload_of
 from lobra.costmodel import parse_plan
 from lobra.policies.planners.base import workload_memory
+from lobra.policies.solver import DEFAULT_TIME_LIMIT_S
 
 # (display name, planner, dispatcher, bucketing): the policies of sim/compare.py.
 MAIN_POLICIES = [
@@ -48,7 +49,7 @@ class FigureSettings:
     planning_planners: tuple[str, ...] = ("lobra", "lobra-plus")
     steps: int = 4
     seed: int = 0
-    ilp_time_limit_s: float = 2.0
+    ilp_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     workers: int = 2
     paper: bool = True
 

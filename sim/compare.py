@@ -9,11 +9,12 @@ lobra plan, planned once. lower-bound: the workload's bound (policies/planners/b
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lobra.costmodel import CostModel
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.planners import get_planner
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 from lobra.sim.config import Policy, SimConfig
 from lobra.sim.simulator import Simulator
 from lobra.traces import Workload
@@ -44,14 +45,16 @@ def compare(
     num_gpus: int,
     steps: int = 10,
     seed: int = 0,
-    ilp_time_limit_s: float = 2.0,
+    ilp_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
+    ilp_node_limit: int = DEFAULT_NODE_LIMIT,
 ) -> list[CompareRow]:
     planner_opts = {"seed": seed} | ({} if workers is None else {"workers": workers})
+    planner_opts |= {"time_limit_s": ilp_time_limit_s, "node_limit": ilp_node_limit}
     config = SimConfig(steps=steps, seed=seed)
-    lobra = get_planner("lobra", **planner_opts, time_limit_s=ilp_time_limit_s).plan(workload, cost, num_gpus)
-    ilp = DispatcherConfig(time_limit_s=ilp_time_limit_s)
+    lobra = get_planner("lobra", **planner_opts).plan(workload, cost, num_gpus)
+    ilp = DispatcherConfig(time_limit_s=ilp_time_limit_s, node_limit=ilp_node_limit)
     policies = {
         "task-sequential": Policy.of_planner("task-sequential", **planner_opts),
         "task-fused": Policy.of_planner("task-fused", **planner_opts),
@@ -59,7 +62,7 @@ def compare(
         "lobra-balanced": Policy(
             "lobra-balanced",
             "balanced-ilp",
-            DispatcherConfig("pow2", time_limit_s=ilp_time_limit_s),
+            replace(ilp, bucketing="pow2"),
             plan=lobra.plan,
         ),
         "lobra": Policy("lobra", "balanced-ilp", ilp, plan=lobra.plan),

@@ -12,6 +12,7 @@ from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS
 from lobra.policies.dispatchers import DISPATCHERS
 from lobra.policies.dispatchers.base import BUCKETINGS
 from lobra.policies.planners import PLANNERS
+from lobra.policies.solver import DEFAULT_TIME_LIMIT_S
 from lobra.traces import load_scenario
 from lobra.traces.scenario import SCENARIOS, check_gpu, check_model
 
@@ -38,7 +39,9 @@ class RunSpec:
     num_tasks: int | None = None
     steps: int = 5
     seed: int = 0
-    ilp_time_limit_s: float = 2.0  # per integer programme, planner and balanced-ilp dispatcher alike
+    ilp_time_limit_s: float = (
+        DEFAULT_TIME_LIMIT_S  # per integer programme, planner and balanced-ilp dispatcher alike
+    )
     plan: str | None = None  # a fixed deployment plan instead of planning; dispatched as `planner` would
     # A display name (figures; default planner[+dispatcher]); not part of the run: equal runs are simulated once.
     policy: str = field(default="", compare=False)

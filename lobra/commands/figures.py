@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from lobra.analysis.figures import FigureSettings, make_all, progress_steps
 from lobra.analysis.sweep import SweepError
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -32,7 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=4, help="simulated steps per point (default 4)")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    p.add_argument("--ilp-time-limit", type=float, default=2.0, help="per integer programme, s (default 2)")
+    p.add_argument(
+        "--ilp-time-limit",
+        type=float,
+        default=DEFAULT_TIME_LIMIT_S,
+        help=f"safety-net time limit per integer programme, s (default {DEFAULT_TIME_LIMIT_S:g}; the node limit, "
+        f"{DEFAULT_NODE_LIMIT} nodes, decides)",
+    )
     p.add_argument(
         "--validation",
         default="out/validate",

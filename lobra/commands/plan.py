@@ -57,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_scenario_arguments(p, positional=False)
     add_planner_arguments(p)
     # The settings of the dispatch the plan is chosen for (lobra-plus scores plans by dispatching with them).
-    DispatcherConfig.add_arguments(p, only=("packing", "bucketing", "num_buckets", "time_limit_s"))
+    DispatcherConfig.add_arguments(
+        p, only=("packing", "bucketing", "num_buckets", "time_limit_s", "node_limit")
+    )
     add_cost_arguments(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
@@ -72,6 +74,12 @@ def describe(result: PlanResult) -> str:
         f"(plan is {100 * result.gap_to_lower_bound:+.1f}%)\n"
         f"  planning time           {result.planning_time_s:.2f} s ({result.plans_considered} plans considered)\n"
         f"  dispatcher              {result.dispatcher}"
+        + (
+            f"\n  note                    {result.unproven} plan programme(s) stopped at a limit: scored by a"
+            " feasible dispatch instead"
+            if result.unproven
+            else ""
+        )
     )
 
 

@@ -15,6 +15,7 @@ from lobra.costmodel import CostModel, parse_plan
 from lobra.io import atomic_write
 from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 from lobra.policies.planners import PLANNERS
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator
 from lobra.sim.compare import POLICIES, compare, reductions
 from lobra.sim.whatif import fixed_workload
@@ -58,7 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cost_arguments(p)
     p.add_argument("--steps", type=int, default=10, help="simulated steps per policy (default 10)")
     p.add_argument("--seed", type=int, default=0)
-    DispatcherConfig.add_arguments(p, only=("time_limit_s",), defaults={"time_limit_s": 2.0})
+    DispatcherConfig.add_arguments(
+        p,
+        only=("time_limit_s", "node_limit"),
+        defaults={"time_limit_s": DEFAULT_TIME_LIMIT_S, "node_limit": DEFAULT_NODE_LIMIT},
+    )
     p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
     p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
     p.add_argument("--json", action="store_true")
@@ -164,6 +169,7 @@ def cmd_compare(args) -> int:
             ilp_time_limit_s=args.time_limit_s,
             workers=args.workers,
             progress=progress,
+            ilp_node_limit=args.node_limit,
         )
     table = reductions(rows)
     if args.out:

@@ -16,12 +16,11 @@ from lobra.policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher,
 from lobra.policies.dispatchers.loads import ReplicaLoads
 from lobra.policies.lp import split_lp
 from lobra.policies.quiet_milp import milp
+from lobra.policies.solver import milp_options
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
 
 MAX_MOVES = 2000
-# Stop once the incumbent is proven within 0.1% of the optimum: finer gaps cost seconds, not step time.
-MIP_REL_GAP = 1e-3
 
 
 @DISPATCHERS.register("balanced")
@@ -57,6 +56,15 @@ class BalancedDispatcher(Dispatcher):
                     loads.add(r, s, n)
         improve(loads)
         return loads.counts
+
+
+def makespan_s(assignment: Assignment, replicas, table: CostTable) -> float:
+    """The slowest replica's time under the cost tables' model (the programme's objective)."""
+    loads = ReplicaLoads(replicas, table)
+    for r, share in enumerate(assignment):
+        for s, n in share.items():
+            loads.add(r, s, n)
+    return max(loads.total(r) for r in range(len(replicas)))
 
 
 def split_across_configs(counts: dict[int, int], plan: DeploymentPlan, table: CostTable):
@@ -109,7 +117,9 @@ class BalancedILPDispatcher(Dispatcher):
 
     Per (length g, replica r): n_gr sequences and k_gr >= n_gr / m_gr micro-batches (integers); pipelined replicas
     add u_r >= (pp - 1) * (a full micro-batch's stage time) * y_gr with y_gr = 1 when n_gr > 0. Minimise z >= every
-    replica's sum of alpha n + beta k + u. If the solver finds nothing in time, the heuristic's answer is used."""
+    replica's sum of alpha n + beta k + u. Stopped by a limit before it proves its incumbent (policies/solver.py),
+    the programme's answer is kept only where it beats the heuristic's on the same model; with no incumbent, the
+    heuristic's is used."""
 
     def assign(self, counts: dict[int, int], plan: DeploymentPlan, table: CostTable) -> Assignment:
         replicas = plan.replicas
@@ -134,7 +144,7 @@ class BalancedILPDispatcher(Dispatcher):
             integrality=integrality,
             bounds=Bounds(np.zeros(layout.num_vars), ub),
             constraints=rows.constraint(layout.num_vars),
-            options={"time_limit": self.config.time_limit_s, "disp": False, "mip_rel_gap": MIP_REL_GAP},
+            options=milp_options(self.config.time_limit_s, self.config.node_limit),
         )
         if result.x is None:
             return BalancedDispatcher(self.config).assign(counts, plan, table)
@@ -143,6 +153,10 @@ class BalancedILPDispatcher(Dispatcher):
             n = int(round(result.x[p]))
             if n:
                 out[r][lengths[g]] = n
+        if result.status != 0:  # unproven: never worse than the heuristic
+            heuristic = BalancedDispatcher(self.config).assign(counts, plan, table)
+            if makespan_s(heuristic, replicas, table) < makespan_s(out, replicas, table):
+                return heuristic
         return out
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS
 from lobra.policies.registry import PolicyError
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 BUCKETINGS = ("dp", "pow2")
 FIXED_MBS = "fixed-mbs"  # the dispatcher that `mbs` selects
@@ -28,7 +29,8 @@ class DispatcherConfig:
     bucketing: str = "dp"  # "dp": optimal buckets per step; "pow2": fixed 256..16K ladder (baselines)
     num_buckets: int = DEFAULT_NUM_BUCKETS
     packing: bool = False  # pack real lengths into micro-batches instead of padding
-    time_limit_s: float = 10.0  # for integer programs: always bounded
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S  # integer programmes: a safety net (policies/solver.py)
+    node_limit: int = DEFAULT_NODE_LIMIT  # integer programmes: the limit that decides
     mbs: int | None = None  # sequences per micro-batch: only the fixed-mbs dispatcher takes it (what-if mode)
 
     def __post_init__(self) -> None:
@@ -40,6 +42,8 @@ class DispatcherConfig:
             raise PolicyError(f"packing must be True or False, got {self.packing!r}")
         if isinstance(self.time_limit_s, bool) or not self.time_limit_s > 0:
             raise PolicyError(f"time_limit_s must be positive, got {self.time_limit_s!r}")
+        if not _positive_int(self.node_limit):
+            raise PolicyError(f"node_limit must be a positive integer, got {self.node_limit!r}")
         if self.mbs is not None and not _positive_int(self.mbs):
             raise PolicyError(f"mbs must be a positive integer, got {self.mbs!r}")
 
@@ -81,7 +85,7 @@ class DispatcherConfig:
         """Flags that `from_args` parses back into exactly these settings (every one explicit)."""
         argv = ["--packing" if self.packing else "--no-packing"]
         argv += ["--bucketing", self.bucketing, "--num-buckets", str(self.num_buckets)]
-        argv += ["--ilp-time-limit", repr(float(self.time_limit_s))]
+        argv += ["--ilp-time-limit", repr(float(self.time_limit_s)), "--ilp-node-limit", str(self.node_limit)]
         return argv + ([] if self.mbs is None else ["--mbs", str(self.mbs)])
 
 
@@ -123,7 +127,20 @@ FLAGS: dict[str, tuple[str, dict]] = {
     ),
     "time_limit_s": (
         "--ilp-time-limit",
-        {"type": float, "metavar": "S", "help": "time limit of the dispatcher's integer programme, s"},
+        {
+            "type": float,
+            "metavar": "S",
+            "help": f"safety-net time limit of every integer programme, s (default {DEFAULT_TIME_LIMIT_S:g})",
+        },
+    ),
+    "node_limit": (
+        "--ilp-node-limit",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": f"branch-and-bound nodes per integer programme, planner and dispatcher (default "
+            f"{DEFAULT_NODE_LIMIT})",
+        },
     ),
     "mbs": (
         "--mbs",

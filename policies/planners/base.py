@@ -33,7 +33,9 @@ class PlannerConfig:
     )
     window: int = 2  # replica counts explored around the fluid optimum (large clusters)
     full_enumeration_gpus: int = 16  # up to this many GPUs, enumerate every plan of the proposed configs
-    time_limit_s: float = 3.0  # per integer programme
+    # per integer programme; None: the limits of the dispatch settings planned for (policies/solver.py)
+    time_limit_s: float | None = None
+    node_limit: int | None = None
     workers: int = min(4, os.cpu_count() or 1)  # processes scoring the surviving plans
 
     def __post_init__(self) -> None:
@@ -43,8 +45,10 @@ class PlannerConfig:
                 raise PolicyError(f"planner {key} must be a positive integer, got {value!r}")
         if self.filter_ratio < 1:
             raise PolicyError(f"planner filter_ratio must be >= 1, got {self.filter_ratio!r}")
-        if self.window < 0 or self.time_limit_s <= 0:
+        if self.window < 0 or (self.time_limit_s is not None and self.time_limit_s <= 0):
             raise PolicyError("planner window must be >= 0 and time_limit_s positive")
+        if self.node_limit is not None and (not isinstance(self.node_limit, int) or self.node_limit < 1):
+            raise PolicyError(f"planner node_limit must be a positive integer, got {self.node_limit!r}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class PlanResult:
     dispatcher_config: DispatcherConfig = field(default_factory=DispatcherConfig)
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
     plans_considered: int = 0
+    unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
 
     @property
     def gpu_seconds_per_step(self) -> float:
@@ -114,6 +119,7 @@ class PlanResult:
             "num_gpus": self.num_gpus,
             "dispatcher": self.dispatcher,
             "plans_considered": self.plans_considered,
+            "unproven_programmes": self.unproven,
         }
 
 
@@ -150,6 +156,7 @@ class Planner:
             dispatcher_config=self.dispatcher_config,
             task_plans=result.task_plans,
             plans_considered=result.plans_considered,
+            unproven=result.unproven,
         )
 
     def search(self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int):
@@ -162,6 +169,7 @@ class SearchResult:
     step_time_s: float
     plans_considered: int = 1
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
+    unproven: int = 0
 
 
 def workload_memory(workload: Workload, base: MemoryOptions) -> MemoryOptions:

@@ -12,6 +12,11 @@ from lobra.traces import Workload
 POW2_UNIFORM = DispatcherConfig(bucketing="pow2")
 
 
+def homogeneous_plans(configs, num_gpus: int) -> list[DeploymentPlan]:
+    """Copies of one config filling the cluster, for each config."""
+    return [DeploymentPlan.of({c: num_gpus // c.num_gpus}) for c in configs]
+
+
 def best_homogeneous(
     sample: WorkloadSample,
     cost: CostModel,
@@ -25,8 +30,7 @@ def best_homogeneous(
     if not feasible:
         raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
     need = min(int(sample.lengths().max()), max(feasible.values()))
-    sized = [c for c, n in feasible.items() if n >= need]
-    plans = [DeploymentPlan.of({c: num_gpus // c.num_gpus}) for c in sized]
+    plans = homogeneous_plans([c for c, n in feasible.items() if n >= need], num_gpus)
     times = {p: evaluate_plan(p, sample, cost, dispatcher, config) for p in plans}
     best = min(plans, key=lambda p: (times[p], str(p)))
     return best, times[best], len(plans)

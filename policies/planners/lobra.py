@@ -16,6 +16,7 @@ from lobra.policies.costs import CostTable, min_bubble_s
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.lp import split_lp
 from lobra.policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from lobra.policies.planners.baselines import homogeneous_plans
 from lobra.policies.planners.ilp import plan_makespan_ilp
 from lobra.policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
 from lobra.policies.registry import PolicyError
@@ -30,9 +31,14 @@ def step_overhead_s(plan: DeploymentPlan, cost: CostModel) -> float:
     return max(cost.dp_sync_s(c, plan.num_replicas, spans) + cost.optimizer_s(c) for c, _ in plan.entries)
 
 
-def _ilp_step_time(args) -> float:
-    plan, counts, table, time_limit_s = args
-    return plan_makespan_ilp(plan, counts, table, time_limit_s) + step_overhead_s(plan, table.cost)
+def _ilp_step_time(args) -> tuple[float, bool]:
+    """A plan's score by its programme, and whether the programme proved it; unproven (a limit stopped it), the
+    plan is scored by a feasible dispatch of the sampled steps instead of the programme's incumbent."""
+    plan, counts, table, limits, sample, dispatcher_config = args
+    score = plan_makespan_ilp(plan, counts, table, *limits)
+    if score.proven:
+        return score.makespan_s + step_overhead_s(plan, table.cost), True
+    return evaluate_plan(plan, sample, table.cost, "balanced", dispatcher_config), False
 
 
 def _dispatch_step_time(args) -> float:
@@ -75,9 +81,13 @@ class LobraPlanner(Planner):
             survivors = ranked[: max(len(survivors), cfg.keep_at_least)]
         else:
             survivors = plans
-        times = self.score(survivors, counts, sample, table)
+        # Task-Fused's candidates are always scored: the planner never prefers a plan it rates below theirs.
+        sized = [c for c in feasible if table.max_tokens(c) >= lengths[-1]]
+        homogeneous = [p for p in homogeneous_plans(sized, num_gpus) if p not in survivors]
+        times, unproven = self.score(survivors + homogeneous, counts, sample, table)
         best_plan = min(times, key=lambda p: (times[p], str(p)))
-        return SearchResult(best_plan, times[best_plan], plans_considered=len(plans))
+        considered = len(set(plans) | set(homogeneous))
+        return SearchResult(best_plan, times[best_plan], plans_considered=considered, unproven=unproven)
 
     def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int, bubbles):
         """Plans of the fluid optimum's configs (plus the cheapest holder of the longest length), replica counts
@@ -95,9 +105,13 @@ class LobraPlanner(Planner):
                 return plans
             window *= 2
 
-    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, float]:
-        jobs = [(p, counts, table, self.config.time_limit_s) for p in plans]
-        return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
+    def score(self, plans, counts, sample, table: CostTable) -> tuple[dict[DeploymentPlan, float], int]:
+        """Each plan's estimated step time, and how many programmes a limit stopped."""
+        d = self.dispatcher_config
+        limits = (self.config.time_limit_s or d.time_limit_s, self.config.node_limit or d.node_limit)
+        jobs = [(p, counts, table, limits, sample, d) for p in plans]
+        scored = self._map(_ilp_step_time, jobs)
+        return dict(zip(plans, (t for t, _ in scored), strict=True)), sum(not ok for _, ok in scored)
 
     def _map(self, fn, jobs) -> list[float]:
         if self.config.workers == 1 or len(jobs) == 1:
@@ -111,11 +125,13 @@ class LobraPlusPlanner(LobraPlanner):
     dispatcher = "balanced"
     dispatcher_config = DispatcherConfig(packing=True)
 
-    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, float]:
-        # Dispatching every sample step on every survivor is the expensive part: keep the best bounds only.
-        plans = plans[: self.config.max_scored]
+    def score(self, plans, counts, sample, table: CostTable) -> tuple[dict[DeploymentPlan, float], int]:
+        # Dispatching every sample step on every survivor is the expensive part: keep the best bounds only (and
+        # the homogeneous plans, which come last).
+        homogeneous = [p for p in plans if len(p.entries) == 1]
+        plans = list(dict.fromkeys(plans[: self.config.max_scored] + homogeneous))
         jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
-        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True))
+        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True)), 0
 
 
 @PLANNERS.register("exhaustive")

@@ -134,3 +134,20 @@ def test_bad_dispatcher_config():
         get_dispatcher("balanced", bucketing="log")
     with pytest.raises(PolicyError, match="unknown dispatcher"):
         get_dispatcher("fastest")
+
+
+def test_an_unproven_integer_programme_is_never_worse_than_the_heuristic():
+    """Stopped at one node, balanced-ilp keeps the heuristic's answer where that is better on the same model."""
+    from lobra.costmodel import CostModel, MemoryOptions, parse_plan
+    from lobra.policies.costs import CostTable
+    from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
+    from lobra.policies.dispatchers.balanced import makespan_s
+
+    cost = CostModel.build("llama2-7b", "a100-40gb", memory=MemoryOptions(num_tasks=2))
+    plan = parse_plan("<1,1>x6 <2,1>x2 <4,1>x1")
+    table = CostTable(cost)
+    counts = {256: 40, 512: 17, 1024: 9, 2048: 5, 4096: 3, 8192: 1}
+    stopped = get_dispatcher("balanced-ilp", DispatcherConfig(node_limit=1)).assign(counts, plan, table)
+    heuristic = get_dispatcher("balanced").assign(counts, plan, table)
+    assert makespan_s(stopped, plan.replicas, table) <= makespan_s(heuristic, plan.replicas, table) + 1e-12
+    assert {s: sum(r.get(s, 0) for r in stopped) for s in counts} == counts

@@ -97,3 +97,41 @@ def test_paper_7b_lobra_well_below_task_fused():
     lobra = get_planner("lobra").plan(scenario.workload, cm, 16)
     assert lobra.gpu_seconds_per_step <= 0.7 * fused.gpu_seconds_per_step
     assert str(fused.plan) == "<8,1>x2"  # the paper's Task-Fused plan
+
+
+# Four tenants of different lengths on 32 H100s (issue 16): the paper-style programme once rated lobra's plans of
+# many small replicas far above what they run, and lobra chose a plan it rated worse than Task-Fused's.
+FOUR_TENANTS = {
+    "tasks": [
+        {"name": "math", "trace": "gsm8k_train", "max_len": 8192, "global_batch_size": 128},
+        {"name": "code", "trace": "codealpaca_2k", "max_len": 8192, "global_batch_size": 64},
+        {
+            "name": "longdoc",
+            "trace": {"synthetic": {"mean": 4000, "skewness": 1.5, "kurtosis": 4}},
+            "max_len": 8192,
+            "global_batch_size": 16,
+        },
+        {
+            "name": "chat",
+            "trace": {"synthetic": {"mean": 600, "skewness": 3, "kurtosis": 20}},
+            "max_len": 8192,
+            "global_batch_size": 256,
+        },
+    ]
+}
+
+
+def test_lobra_never_rates_its_plan_above_task_fused():
+    workload = parse_workload(FOUR_TENANTS)
+    cost = CostModel.build("llama3-8b", "h100-80gb")
+    fused = get_planner("task-fused", workers=1).plan(workload, cost, 32)
+    lobra = get_planner("lobra", workers=1).plan(workload, cost, 32)
+    assert lobra.gpu_seconds_per_step <= fused.gpu_seconds_per_step
+    assert lobra.unproven == 0 and lobra.plans_considered > 3
+
+
+def test_a_programme_stopped_by_its_limit_is_flagged_and_not_trusted(small, cost):
+    """One branch-and-bound node proves nothing: every plan is then scored by a feasible dispatch, and said so."""
+    stopped = get_planner("lobra", sample_steps=2, node_limit=1, workers=1).plan(small, cost, 4)
+    assert stopped.unproven > 0 and stopped.to_dict()["unproven_programmes"] == stopped.unproven
+    assert stopped.step_time_s > 0
