@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def describe(result: PlanResult) -> str:
     return (
         f"plan ({result.planner}, {result.num_gpus} GPUs): {result.plan_str}\n"
-        f"  expected step time      {result.step_time_s:.3f} s\n"
+        f"  expected step time      {result.step_time_s:.3f} s (by {result.estimate})\n"
         f"  GPU-seconds per step    {result.gpu_seconds_per_step:.1f}\n"
         f"  lower bound             {result.lower_bound_gpu_seconds:.1f} GPU-s "
         f"(plan is {100 * result.gap_to_lower_bound:+.1f}%)\n"

@@ -79,6 +79,9 @@ class WorkloadSample:
         return {int(s): c / len(self.steps) for s, c in zip(padded, counts, strict=True)}
 
 
+SAMPLED_DISPATCH = "the sampled steps dispatched as they will run"
+
+
 @dataclass(frozen=True)
 class PlanResult:
     planner: str
@@ -92,6 +95,7 @@ class PlanResult:
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
     plans_considered: int = 0
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
+    estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
 
     @property
     def gpu_seconds_per_step(self) -> float:
@@ -120,6 +124,7 @@ class PlanResult:
             "dispatcher": self.dispatcher,
             "plans_considered": self.plans_considered,
             "unproven_programmes": self.unproven,
+            "estimate": self.estimate,
         }
 
 
@@ -127,6 +132,7 @@ class Planner:
     name = "base"
     dispatcher = "balanced"
     dispatcher_config = DispatcherConfig()
+    estimate = SAMPLED_DISPATCH  # what step_time_s of its PlanResult is
 
     def __init__(
         self,
@@ -157,6 +163,7 @@ class Planner:
             task_plans=result.task_plans,
             plans_considered=result.plans_considered,
             unproven=result.unproven,
+            estimate=self.estimate,
         )
 
     def search(self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int):

@@ -15,7 +15,14 @@ from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.costs import CostTable, min_bubble_s
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.lp import split_lp
-from lobra.policies.planners.base import PLANNERS, Planner, SearchResult, WorkloadSample, evaluate_plan
+from lobra.policies.planners.base import (
+    PLANNERS,
+    SAMPLED_DISPATCH,
+    Planner,
+    SearchResult,
+    WorkloadSample,
+    evaluate_plan,
+)
 from lobra.policies.planners.baselines import homogeneous_plans
 from lobra.policies.planners.ilp import plan_makespan_ilp
 from lobra.policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
@@ -49,6 +56,10 @@ def _dispatch_step_time(args) -> float:
 @PLANNERS.register("lobra")
 class LobraPlanner(Planner):
     dispatcher = "balanced-ilp"
+    # cheaper than dispatching every sampled step with balanced-ilp (seconds per step): simulate for that
+    estimate = (
+        "its integer programme on the expected bucket counts (a surrogate of the balanced-ilp dispatch)"
+    )
     enumerate_all = False
     use_filter = True
 
@@ -123,6 +134,7 @@ class LobraPlanner(Planner):
 @PLANNERS.register("lobra-plus")
 class LobraPlusPlanner(LobraPlanner):
     dispatcher = "balanced"
+    estimate = SAMPLED_DISPATCH
     dispatcher_config = DispatcherConfig(packing=True)
 
     def score(self, plans, counts, sample, table: CostTable) -> tuple[dict[DeploymentPlan, float], int]:

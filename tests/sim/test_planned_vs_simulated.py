@@ -1,0 +1,26 @@
+"""A planner that says its estimate is the dispatch it plans for must match the simulation of its plan: the same
+sampled steps (same seed), the same dispatcher, so within 3% (it is the same arithmetic: a drift means the planner
+and the simulator model a step differently)."""
+
+import pytest
+from lobra.costmodel import CostModel
+from lobra.policies.planners import PLANNERS
+from lobra.policies.planners.base import SAMPLED_DISPATCH
+from lobra.sim import Policy, SimConfig, Simulator
+from lobra.traces import load_scenario
+
+CLAIMING = [name for name in PLANNERS.names() if PLANNERS.get(name).estimate == SAMPLED_DISPATCH]
+
+
+@pytest.mark.parametrize("scenario", ["paper-7b", "paper-70b-4task", "tiny-cpu"])
+def test_planned_gpu_seconds_are_the_simulated_ones(scenario):
+    sc = load_scenario(scenario)
+    cost = CostModel.build(sc.model, sc.gpu)
+    assert {"task-fused", "lobra-plus", "task-sequential"} <= set(CLAIMING)
+    for name in ("task-fused", "lobra-plus"):
+        policy = Policy.of_planner(name, workers=1)
+        planned = policy.make_planner().plan(sc.workload, cost, sc.num_gpus)
+        steps = policy.planner_config.sample_steps
+        result = Simulator(sc.workload, cost, sc.num_gpus, policy, SimConfig(steps=steps, seed=0)).run()
+        simulated = result.summary["gpu_seconds_per_step"]
+        assert simulated == pytest.approx(planned.gpu_seconds_per_step, rel=0.03), (scenario, name)
