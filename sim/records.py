@@ -121,7 +121,8 @@ class Recorder:
                 "step_time_s": end - start,
                 "gpu_seconds": self._phase_gpu_s.get((step, attempt), 0.0),
                 "num_sequences": len(items),
-                "tokens": real,
+                "sampled_tokens": sum(it.length for it in items),  # what the tasks asked for
+                "tokens": real,  # what was trained: the sampled tokens less those truncated or dropped
                 "padded_tokens": padded,
                 "plan": deployment.label,
             }
@@ -139,6 +140,7 @@ class Recorder:
                 "step_time_s",
                 "gpu_seconds",
                 "num_sequences",
+                "sampled_tokens",
                 "tokens",
                 "padded_tokens",
                 "plan",
@@ -172,6 +174,10 @@ class Recorder:
             "plans": list(dict.fromkeys(ok["plan"])),
             "tokens_per_s": float(ok["tokens"].sum() / end_s) if end_s > 0 else None,
             "padding_ratio": float(1 - ok["tokens"].sum() / ok["padded_tokens"].sum()) if len(ok) else None,
+            # the share of the sampled tokens truncated or dropped: plans compare at equal work only at 0
+            "cut_pct": float(100 * (1 - ok["tokens"].sum() / ok["sampled_tokens"].sum()))
+            if len(ok)
+            else None,
             "idle_ratio": idle_gpu_s / gpu_s if gpu_s else None,
             "failed_attempts": int((steps["status"] == "failed").sum()),
             "gpu_seconds_lost": float(steps.loc[steps["status"] == "failed", "gpu_seconds"].sum()),

@@ -96,6 +96,7 @@ class PlanResult:
     plans_considered: int = 0
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
     estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
+    lower_bound_cut_pct: float = 0.0  # sampled tokens beyond every config of the cluster, not in the bound
 
     @property
     def gpu_seconds_per_step(self) -> float:
@@ -158,6 +159,7 @@ class Planner:
             num_gpus=num_gpus,
             planning_time_s=time.perf_counter() - start,
             lower_bound_gpu_seconds=lower_bound_gpu_seconds(sample, cost, num_gpus),
+            lower_bound_cut_pct=lower_bound_cut_pct(sample, cost, num_gpus),
             dispatcher=self.dispatcher,
             dispatcher_config=self.dispatcher_config,
             task_plans=result.task_plans,
@@ -205,9 +207,7 @@ def lower_bound_gpu_seconds(sample: WorkloadSample, cost: CostModel, num_gpus: i
     that fit the cluster and hold it), perfectly packed (its share of a full micro-batch's fixed cost), perfectly
     balanced, padded only to 16 tokens; no pipeline bubble, no gradient sync."""
     table = CostTable(cost, packing=True)
-    configs = [c for c, n in cost.feasible_configs(num_gpus).items() if n]
-    if not configs:
-        raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
+    configs = _feasible(cost, num_gpus)
     largest = max(table.max_tokens(c) for c in configs)
     values, counts = np.unique(-(-np.minimum(sample.lengths(), largest) // 16) * 16, return_counts=True)
     total = sum(
@@ -218,3 +218,17 @@ def lower_bound_gpu_seconds(sample: WorkloadSample, cost: CostModel, num_gpus: i
 
 
 PLANNERS: Registry[Planner] = Registry("planner")
+
+
+def lower_bound_cut_pct(sample: WorkloadSample, cost: CostModel, num_gpus: int) -> float:
+    """The share of the sampled tokens the lower bound does not train: what no config of the cluster holds."""
+    largest = max(cost.max_tokens(c) for c in _feasible(cost, num_gpus))
+    lengths = sample.lengths()
+    return float(100 * (1 - np.minimum(lengths, largest).sum() / lengths.sum())) if lengths.size else 0.0
+
+
+def _feasible(cost: CostModel, num_gpus: int) -> list:
+    configs = [c for c, n in cost.feasible_configs(num_gpus).items() if n]
+    if not configs:
+        raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
+    return configs

@@ -18,7 +18,11 @@ def test_simulate_json_summary(cli, tmp_path):
 def test_sequences_longer_than_the_plan_are_truncated_as_their_tasks_say(cli):
     # real-7b's tasks truncate (the default overflow): a plan of 1-GPU replicas (2K tokens) still runs
     rc, out, _ = cli("simulate --scenario real-7b --plan '<1,1>x2' --steps 1 --json")
-    assert rc == 0 and json.loads(out)["steps"] == 1
+    summary = json.loads(out)
+    assert rc == 0 and summary["steps"] == 1
+    # and it says so: the cut share of the sampled tokens, which a plan holding 16K cuts less of
+    rc, wide, _ = cli("simulate --scenario real-7b --plan '<8,1>x1' --steps 1 --json")
+    assert summary["cut_pct"] > json.loads(wide)["cut_pct"] >= 0.0
 
 
 def test_what_if_matches_costmodel_replica_time(cli):
