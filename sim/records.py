@@ -41,6 +41,23 @@ class SimResult:
         return written + [out / "summary.json", out / "trace.json"]
 
 
+# The simulator's steps: the shared schema's, with attempts, status, times and the tokens sampled and trained.
+SIM_STEP_COLUMNS = [
+    "step",
+    "attempt",
+    "status",
+    "start_s",
+    "end_s",
+    "step_time_s",
+    "gpu_seconds",
+    "num_sequences",
+    "sampled_tokens",
+    "tokens",
+    "padded_tokens",
+    "plan",
+]
+
+
 class Recorder:
     def __init__(self, workload: Workload, trace_steps: int = 0) -> None:
         self.workload = workload
@@ -129,23 +146,7 @@ class Recorder:
         )
 
     def result(self, end_s: float, num_gpus: int) -> SimResult:
-        steps = pd.DataFrame(
-            self._steps,
-            columns=[
-                "step",
-                "attempt",
-                "status",
-                "start_s",
-                "end_s",
-                "step_time_s",
-                "gpu_seconds",
-                "num_sequences",
-                "sampled_tokens",
-                "tokens",
-                "padded_tokens",
-                "plan",
-            ],
-        )
+        steps = pd.DataFrame(self._steps, columns=SIM_STEP_COLUMNS)
         replicas = pd.DataFrame(
             self._replicas, columns=[*REPLICA_COLUMNS[:2], "attempt", *REPLICA_COLUMNS[2:], "gpus"]
         )

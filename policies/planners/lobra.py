@@ -30,6 +30,7 @@ from lobra.policies.registry import PolicyError
 from lobra.traces import Workload
 
 EXHAUSTIVE_MAX_GPUS = 16
+MAX_WIDENINGS = 2  # the window around the fluid optimum doubles at most this often
 
 
 def step_overhead_s(plan: DeploymentPlan, cost: CostModel) -> float:
@@ -51,6 +52,37 @@ def _ilp_step_time(args) -> tuple[float, bool]:
 def _dispatch_step_time(args) -> float:
     plan, sample, cost, dispatcher, config = args
     return evaluate_plan(plan, sample, cost, dispatcher, config)
+
+
+class _Chooser:
+    """The filter and the scoring of a set of plans, remembering every score across calls (a widened window
+    scores only its new plans)."""
+
+    def __init__(self, planner, counts, sample, table: CostTable, bubbles, homogeneous) -> None:
+        self.planner, self.counts, self.sample, self.table = planner, counts, sample, table
+        self.bubbles, self.homogeneous = bubbles, homogeneous
+        self.scores: dict[DeploymentPlan, tuple[float, bool]] = {}
+
+    def __call__(self, plans: list[DeploymentPlan]) -> SearchResult:
+        if not plans:
+            cost = self.table.cost
+            raise PolicyError(f"no deployment plan of {cost.model.name} fits the cluster of {cost.gpu.name}")
+        cfg = self.planner.config
+        survivors = plans
+        if self.planner.use_filter:
+            bound = {p: split_lp(self.counts, dict(p.entries), self.table, self.bubbles)[0] for p in plans}
+            ranked = sorted(plans, key=lambda p: (bound[p], str(p)))
+            kept = [p for p in ranked if bound[p] <= cfg.filter_ratio * bound[ranked[0]]]
+            survivors = ranked[: max(len(kept), cfg.keep_at_least)]
+        wanted = list(dict.fromkeys(survivors + self.homogeneous))
+        missing = [p for p in wanted if p not in self.scores]
+        if missing:
+            self.scores |= self.planner.score(missing, self.counts, self.sample, self.table)
+        times = {p: t for p, (t, _) in self.scores.items()}  # every plan scored so far: widening never loses
+        best = min(times, key=lambda p: (times[p], str(p)))
+        unproven = sum(not ok for _, ok in self.scores.values())
+        considered = len(set(plans) | set(self.homogeneous))
+        return SearchResult(best, times[best], plans_considered=considered, unproven=unproven)
 
 
 @PLANNERS.register("lobra")
@@ -78,37 +110,32 @@ class LobraPlanner(Planner):
         must_hold = [c for c in candidates if table.max_tokens(c) >= lengths[-1]]
         # Deep pipelines pay (pp - 1) micro-batches of fill and drain every step, which per-sequence costs omit.
         bubbles = {c: min_bubble_s(c, lengths, table) for c in candidates}
-        if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
-            plans = list(enumerate_plans(candidates, num_gpus, None, must_hold))
-        else:
-            plans = self.windowed_plans(counts, candidates, must_hold, table, num_gpus, bubbles)
-        if not plans:
-            raise PolicyError(f"no deployment plan of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
-        if self.use_filter:
-            bound = {p: split_lp(counts, dict(p.entries), table, bubbles)[0] for p in plans}
-            ranked = sorted(plans, key=lambda p: (bound[p], str(p)))
-            best = bound[ranked[0]]
-            survivors = [p for p in ranked if bound[p] <= cfg.filter_ratio * best]
-            survivors = ranked[: max(len(survivors), cfg.keep_at_least)]
-        else:
-            survivors = plans
         # Task-Fused's candidates are always scored: the planner never prefers a plan it rates below theirs.
-        sized = [c for c in feasible if table.max_tokens(c) >= lengths[-1]]
-        homogeneous = [p for p in homogeneous_plans(sized, num_gpus) if p not in survivors]
-        times, unproven = self.score(survivors + homogeneous, counts, sample, table)
-        best_plan = min(times, key=lambda p: (times[p], str(p)))
-        considered = len(set(plans) | set(homogeneous))
-        return SearchResult(best_plan, times[best_plan], plans_considered=considered, unproven=unproven)
+        homogeneous = homogeneous_plans([c for c in feasible if table.max_tokens(c) >= lengths[-1]], num_gpus)
+        choose = _Chooser(self, counts, sample, table, bubbles, homogeneous)
+        if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
+            return choose(list(enumerate_plans(candidates, num_gpus, None, must_hold)))
+        # Beyond full enumeration: widen the window around the fluid optimum until the chosen plan stays.
+        seen: set[DeploymentPlan] = set()
+        window, chosen = cfg.window, None
+        for _ in range(MAX_WIDENINGS + 1):
+            seen |= set(self.windowed_plans(counts, candidates, must_hold, table, num_gpus, bubbles, window))
+            result = choose(sorted(seen, key=str))
+            if (chosen is not None and result.plan == chosen.plan) or window > num_gpus:
+                break
+            chosen, window = result, 2 * window
+        return result
 
-    def windowed_plans(self, counts, candidates, must_hold, table: CostTable, num_gpus: int, bubbles):
+    def windowed_plans(
+        self, counts, candidates, must_hold, table: CostTable, num_gpus: int, bubbles, window: int
+    ):
         """Plans of the fluid optimum's configs (plus the cheapest holder of the longest length), replica counts
-        within a window around the fluid counts; the window doubles until some plan fills the cluster."""
+        within `window` of the fluid counts; the window doubles until some plan fills the cluster."""
         fluid = fluid_counts(counts, candidates, table, num_gpus, bubbles)
         support = [c for c in candidates if fluid[c] > 0]
         if not any(c in must_hold for c in support):
             longest = max(counts)
             support.append(min(must_hold, key=lambda c: (table.gpu_seconds_per_seq(c, longest), c)))
-        window = self.config.window
         while True:
             bounds = window_bounds({c: fluid[c] for c in support}, window)
             plans = list(enumerate_plans(support, num_gpus, bounds, must_hold))
@@ -116,13 +143,12 @@ class LobraPlanner(Planner):
                 return plans
             window *= 2
 
-    def score(self, plans, counts, sample, table: CostTable) -> tuple[dict[DeploymentPlan, float], int]:
-        """Each plan's estimated step time, and how many programmes a limit stopped."""
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, tuple[float, bool]]:
+        """Each plan's estimated step time, and whether its programme proved it."""
         d = self.dispatcher_config
         limits = (self.config.time_limit_s or d.time_limit_s, self.config.node_limit or d.node_limit)
         jobs = [(p, counts, table, limits, sample, d) for p in plans]
-        scored = self._map(_ilp_step_time, jobs)
-        return dict(zip(plans, (t for t, _ in scored), strict=True)), sum(not ok for _, ok in scored)
+        return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
 
     def _map(self, fn, jobs) -> list[float]:
         if self.config.workers == 1 or len(jobs) == 1:
@@ -137,13 +163,13 @@ class LobraPlusPlanner(LobraPlanner):
     estimate = SAMPLED_DISPATCH
     dispatcher_config = DispatcherConfig(packing=True)
 
-    def score(self, plans, counts, sample, table: CostTable) -> tuple[dict[DeploymentPlan, float], int]:
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, tuple[float, bool]]:
         # Dispatching every sample step on every survivor is the expensive part: keep the best bounds only (and
         # the homogeneous plans, which come last).
         homogeneous = [p for p in plans if len(p.entries) == 1]
         plans = list(dict.fromkeys(plans[: self.config.max_scored] + homogeneous))
         jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
-        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True)), 0
+        return {p: (t, True) for p, t in zip(plans, self._map(_dispatch_step_time, jobs), strict=True)}
 
 
 @PLANNERS.register("exhaustive")

@@ -135,3 +135,15 @@ def test_a_programme_stopped_by_its_limit_is_flagged_and_not_trusted(small, cost
     stopped = get_planner("lobra", sample_steps=2, node_limit=1, workers=1).plan(small, cost, 4)
     assert stopped.unproven > 0 and stopped.to_dict()["unproven_programmes"] == stopped.unproven
     assert stopped.step_time_s > 0
+
+
+def test_widening_the_window_never_loses_and_stops_when_the_plan_stays(monkeypatch):
+    import lobra.policies.planners.lobra as lobra_planners
+
+    sc = load_scenario("paper-70b-4task")
+    cost = CostModel.build(sc.model, sc.gpu)
+    widened = get_planner("lobra-plus", workers=1).plan(sc.workload, cost, 64)
+    monkeypatch.setattr(lobra_planners, "MAX_WIDENINGS", 0)
+    narrow = get_planner("lobra-plus", workers=1).plan(sc.workload, cost, 64)
+    assert widened.gpu_seconds_per_step <= narrow.gpu_seconds_per_step
+    assert widened.plans_considered > narrow.plans_considered
