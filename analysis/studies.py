@@ -16,7 +16,7 @@ from lobra.analysis import paper
 from lobra.analysis.sweep import RunSpec, cost_of, workload_of
 from lobra.costmodel import parse_plan
 from lobra.policies.planners.base import workload_memory
-from lobra.policies.solver import DEFAULT_TIME_LIMIT_S
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 # (display name, planner, dispatcher, bucketing): the policies of sim/compare.py.
 MAIN_POLICIES = [
@@ -50,6 +50,7 @@ class FigureSettings:
     steps: int = 4
     seed: int = 0
     ilp_time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    ilp_node_limit: int = DEFAULT_NODE_LIMIT
     workers: int = 2
     paper: bool = True
 
@@ -82,6 +83,7 @@ class FigureSettings:
 
     def spec(self, base: RunSpec, **changes) -> RunSpec:
         common = {"steps": self.steps, "seed": self.seed, "ilp_time_limit_s": self.ilp_time_limit_s}
+        common["ilp_node_limit"] = self.ilp_node_limit
         return replace(base, **common, **changes)
 
 

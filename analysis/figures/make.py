@@ -107,6 +107,7 @@ def describe(settings: FigureSettings, runs: int) -> dict:
         "seed": settings.seed,
         "steps": settings.steps,
         "ilp_time_limit_s": settings.ilp_time_limit_s,
+        "ilp_node_limit": settings.ilp_node_limit,
         "workers": settings.workers,
         "runs": runs,
     }

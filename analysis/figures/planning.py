@@ -52,7 +52,7 @@ def fig_planning_time(rows: pd.DataFrame, out: Path, how: str = "") -> pd.DataFr
 
 
 def _draw(inputs: FigureInputs, out: Path) -> pd.DataFrame:
-    how = f"1 process, ILP limit {inputs.settings.ilp_time_limit_s:g} s"
+    how = f"1 process, ILP limits {inputs.settings.ilp_node_limit} nodes / {inputs.settings.ilp_time_limit_s:g} s"
     return fig_planning_time(inputs.studies["planning_time"], out, how)
 
 

@@ -284,7 +284,8 @@ def planning_checks(t: dict[str, pd.DataFrame], ilp_limit_s: float) -> list[Chec
             f"ours is {lo:.0f}-{hi:.0f}x faster at {'/'.join(map(str, faster))} GPUs: beyond 16 GPUs we enumerate"
             " only replica counts near the fluid optimum and filter plans by their LP relaxation"
             " (policies/planners/search.py), where the paper enumerates every plan, and every integer programme"
-            f" stops after {ilp_limit_s:g} s with its best incumbent"
+            f" stops at its node limit (or after {ilp_limit_s:g} s), a plan it did not prove being scored by a"
+            " feasible dispatch"
         )
     if similar:
         parts.append(f"the same order of magnitude at {'/'.join(map(str, similar))} GPUs")

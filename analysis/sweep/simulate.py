@@ -27,7 +27,8 @@ def plan_run(spec: RunSpec) -> PlanResult:
     if spec.plan is not None:
         return fixed_plan(spec, workload)
     # One process per run: the planner's own pool would only oversubscribe the cores.
-    planner = get_planner(spec.planner, seed=spec.seed, time_limit_s=spec.ilp_time_limit_s, workers=1)
+    limits = {"time_limit_s": spec.ilp_time_limit_s, "node_limit": spec.ilp_node_limit}
+    planner = get_planner(spec.planner, seed=spec.seed, workers=1, **limits)
     return planner.plan(workload, cost_of(spec.model, spec.gpu), spec.num_gpus)
 
 
@@ -57,7 +58,7 @@ def display_name(spec: RunSpec) -> str:
 
 def policy_of(spec: RunSpec, plan: PlanResult, static: bool) -> Policy:
     base = plan.dispatcher_config if spec.dispatcher is None else DispatcherConfig()
-    changes = {"time_limit_s": spec.ilp_time_limit_s}
+    changes = {"time_limit_s": spec.ilp_time_limit_s, "node_limit": spec.ilp_node_limit}
     for key in ("bucketing", "packing", "num_buckets"):
         if getattr(spec, key) is not None:
             changes[key] = getattr(spec, key)
@@ -74,6 +75,7 @@ def policy_of(spec: RunSpec, plan: PlanResult, static: bool) -> Policy:
         dispatcher_config=config,
         seed=spec.seed,
         time_limit_s=spec.ilp_time_limit_s,
+        node_limit=spec.ilp_node_limit,
         workers=1,
     )
 

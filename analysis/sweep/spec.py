@@ -12,7 +12,7 @@ from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS
 from lobra.policies.dispatchers import DISPATCHERS
 from lobra.policies.dispatchers.base import BUCKETINGS
 from lobra.policies.planners import PLANNERS
-from lobra.policies.solver import DEFAULT_TIME_LIMIT_S
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 from lobra.traces import load_scenario
 from lobra.traces.scenario import SCENARIOS, check_gpu, check_model
 
@@ -39,9 +39,9 @@ class RunSpec:
     num_tasks: int | None = None
     steps: int = 5
     seed: int = 0
-    ilp_time_limit_s: float = (
-        DEFAULT_TIME_LIMIT_S  # per integer programme, planner and balanced-ilp dispatcher alike
-    )
+    # per integer programme, planner and balanced-ilp dispatcher alike (policies/solver.py)
+    ilp_time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    ilp_node_limit: int = DEFAULT_NODE_LIMIT
     plan: str | None = None  # a fixed deployment plan instead of planning; dispatched as `planner` would
     # A display name (figures; default planner[+dispatcher]); not part of the run: equal runs are simulated once.
     policy: str = field(default="", compare=False)
@@ -72,6 +72,8 @@ class RunSpec:
             raise SweepError(f"seed must be an integer >= 0, got {spec.seed!r}")
         if spec.ilp_time_limit_s <= 0:
             raise SweepError(f"the ILP time limit must be positive, got {spec.ilp_time_limit_s!r}")
+        if not isinstance(spec.ilp_node_limit, int) or spec.ilp_node_limit < 1:
+            raise SweepError(f"the ILP node limit must be a positive integer, got {spec.ilp_node_limit!r}")
         PLANNERS.get(spec.planner)
         if spec.plan is not None:
             plan = parse_plan(spec.plan)
@@ -105,6 +107,7 @@ class RunSpec:
             self.planner,
             self.seed,
             self.ilp_time_limit_s,
+            self.ilp_node_limit,
             self.plan,
         )
 

@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{DEFAULT_NODE_LIMIT} nodes, decides)",
     )
     p.add_argument(
+        "--ilp-node-limit",
+        type=int,
+        default=DEFAULT_NODE_LIMIT,
+        help=f"branch-and-bound nodes per integer programme (default {DEFAULT_NODE_LIMIT})",
+    )
+    p.add_argument(
         "--validation",
         default="out/validate",
         help="folder of the last `lobra validate` (pairs.csv) for the sim-vs-real figure (default out/validate)",
@@ -60,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def settings_from_args(args) -> FigureSettings:
     common = {"steps": args.steps, "seed": args.seed, "workers": args.workers}
-    common["ilp_time_limit_s"] = args.ilp_time_limit
+    common["ilp_time_limit_s"], common["ilp_node_limit"] = args.ilp_time_limit, args.ilp_node_limit
     if args.steps < 1:
         raise SweepError(f"--steps must be a positive integer, got {args.steps}")
     if args.tasks is None:

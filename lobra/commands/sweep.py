@@ -56,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"safety-net time limit per integer programme, s (default {DEFAULT_TIME_LIMIT_S:g}; the node limit, "
         f"{DEFAULT_NODE_LIMIT} nodes, decides)",
     )
+    p.add_argument(
+        "--ilp-node-limit",
+        type=int,
+        default=DEFAULT_NODE_LIMIT,
+        help=f"branch-and-bound nodes per integer programme (default {DEFAULT_NODE_LIMIT})",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--out", default="out/sweep", help="writes sweep.parquet and sweep.csv here")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -76,6 +82,7 @@ def cmd_sweep(args) -> int:
         steps=args.steps,
         seed=args.seed,
         ilp_time_limit_s=args.ilp_time_limit,
+        ilp_node_limit=args.ilp_node_limit,
     )
     specs = expand_grid(base, vary)
     start = time.perf_counter()
