@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from lobra.analysis.figures import FigureSettings, make_all, progress_steps
 from lobra.analysis.sweep import SweepError
-from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
+from lobra.commands._common import add_solver_arguments
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -33,19 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=4, help="simulated steps per point (default 4)")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
-    p.add_argument(
-        "--ilp-time-limit",
-        type=float,
-        default=DEFAULT_TIME_LIMIT_S,
-        help=f"safety-net time limit per integer programme, s (default {DEFAULT_TIME_LIMIT_S:g}; the node limit, "
-        f"{DEFAULT_NODE_LIMIT} nodes, decides)",
-    )
-    p.add_argument(
-        "--ilp-node-limit",
-        type=int,
-        default=DEFAULT_NODE_LIMIT,
-        help=f"branch-and-bound nodes per integer programme (default {DEFAULT_NODE_LIMIT})",
-    )
+    add_solver_arguments(p)
     p.add_argument(
         "--validation",
         default="out/validate",

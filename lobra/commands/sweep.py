@@ -17,10 +17,9 @@ from lobra.analysis.sweep import (
     progress_total,
     run_sweep,
 )
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_solver_arguments, print_json, print_table
 from lobra.commands.scenarios import add_scenario_arguments
 from lobra.io import write_table
-from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 SHOWN = [
     "policy",
@@ -49,19 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--planner", default="lobra", help="planner when not varied (default lobra)")
     p.add_argument("--steps", type=int, default=5, help="simulated steps per run (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--ilp-time-limit",
-        type=float,
-        default=DEFAULT_TIME_LIMIT_S,
-        help=f"safety-net time limit per integer programme, s (default {DEFAULT_TIME_LIMIT_S:g}; the node limit, "
-        f"{DEFAULT_NODE_LIMIT} nodes, decides)",
-    )
-    p.add_argument(
-        "--ilp-node-limit",
-        type=int,
-        default=DEFAULT_NODE_LIMIT,
-        help=f"branch-and-bound nodes per integer programme (default {DEFAULT_NODE_LIMIT})",
-    )
+    add_solver_arguments(p)
     p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     p.add_argument("--out", default="out/sweep", help="writes sweep.parquet and sweep.csv here")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
