@@ -58,6 +58,19 @@ SIM_STEP_COLUMNS = [
 ]
 
 
+TOKEN_FATES = ("sampled_tokens", "trained_tokens", "truncated_tokens", "dropped_tokens")
+
+
+def _cut_pct(ok: pd.DataFrame) -> float | None:
+    sampled = ok["sampled_tokens"].sum()
+    return float(100 * (1 - ok["tokens"].sum() / sampled)) if sampled else None
+
+
+def _share(tasks: pd.DataFrame, column: str) -> float | None:
+    sampled = tasks["sampled_tokens"].sum()
+    return float(100 * tasks[column].sum() / sampled) if sampled else None
+
+
 class Recorder:
     def __init__(self, workload: Workload, trace_steps: int = 0) -> None:
         self.workload = workload
@@ -68,6 +81,7 @@ class Recorder:
         self._done: dict[str, tuple[float, int]] = {}
         self._phase_gpu_s: dict[tuple[int, int], float] = {}
         self._phase_tokens: dict[tuple[int, int], tuple[int, int]] = {}
+        self._task_tokens: dict[str, dict[str, int]] = {}
         self._trace: list[dict] = []
         self._named: set[int] = set()
 
@@ -78,6 +92,19 @@ class Recorder:
         """GPU time spent on an attempt that a failure threw away."""
         key = (step, attempt)
         self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + gpu_seconds
+
+    def tokens(self, items, dispatch: DispatchPlan) -> None:
+        """Each task's sampled tokens in a completed phase, and what became of them: trained, truncated, dropped."""
+        dropped = set(dispatch.dropped)
+        for i, item in enumerate(items):
+            counts = self._task_tokens.setdefault(item.task, dict.fromkeys(TOKEN_FATES, 0))
+            counts["sampled_tokens"] += item.length
+            if i in dropped:
+                counts["dropped_tokens"] += item.length
+                continue
+            run = dispatch.truncated.get(i, item.length)
+            counts["truncated_tokens"] += item.length - run
+            counts["trained_tokens"] += run
 
     def task_done(self, name: str, time_s: float, steps: int) -> None:
         self._done[name] = (time_s, steps)
@@ -158,6 +185,7 @@ class Recorder:
                     "steps": self._done.get(t.name, (np.nan, 0))[1],
                     "completion_s": self._done.get(t.name, (np.nan, 0))[0],
                 }
+                | self._task_tokens.get(t.name, dict.fromkeys(TOKEN_FATES, 0))
                 for t in self.workload
             ]
         )
@@ -176,9 +204,9 @@ class Recorder:
             "tokens_per_s": float(ok["tokens"].sum() / end_s) if end_s > 0 else None,
             "padding_ratio": float(1 - ok["tokens"].sum() / ok["padded_tokens"].sum()) if len(ok) else None,
             # the share of the sampled tokens truncated or dropped: plans compare at equal work only at 0
-            "cut_pct": float(100 * (1 - ok["tokens"].sum() / ok["sampled_tokens"].sum()))
-            if len(ok)
-            else None,
+            "cut_pct": _cut_pct(ok),
+            "truncated_pct": _share(tasks, "truncated_tokens"),
+            "dropped_pct": _share(tasks, "dropped_tokens"),
             "idle_ratio": idle_gpu_s / gpu_s if gpu_s else None,
             "failed_attempts": int((steps["status"] == "failed").sum()),
             "gpu_seconds_lost": float(steps.loc[steps["status"] == "failed", "gpu_seconds"].sum()),

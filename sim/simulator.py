@@ -236,6 +236,7 @@ class Simulator:
         )
         yield env.timeout(sync)
         rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
+        rec.tokens(items, dispatch)
         return True
 
     @staticmethod

@@ -189,3 +189,27 @@ def test_a_policy_plans_with_the_dispatch_settings_it_runs():
     assert other.make_planner().dispatcher_config == DispatcherConfig(packing=True)
     with pytest.raises(ValueError, match="needs mbs"):
         Policy("p", "fixed-mbs", plan=PLAN)
+
+
+def test_every_sampled_token_is_trained_truncated_or_dropped_as_its_task_says():
+    """On <1,1> replicas (2K tokens), a truncating task's long sequences are cut to 2K and a dropping task's are
+    left out; the tasks table and the summary say how much of each."""
+    from lobra.costmodel import MemoryOptions
+    from lobra.traces import parse_workload
+
+    def task(name, overflow):
+        trace = {"synthetic": {"mean": 1800, "skewness": 1.0, "kurtosis": 2.0, "cap": 8192, "samples": 2000}}
+        return {"name": name, "trace": trace, "max_len": 8192, "global_batch_size": 16, "overflow": overflow}
+
+    workload = parse_workload({"tasks": [task("cut", "truncate"), task("skip", "drop")]})
+    cost = CostModel.build("llama2-7b", "a100-40gb", memory=MemoryOptions(num_tasks=2))
+    policy = Policy("p", "balanced", plan=parse_plan("<1,1>x4"))
+    result = Simulator(workload, cost, 4, policy, SimConfig(steps=3)).run()
+    tasks = result.tasks.set_index("task")
+    parts = tasks[["trained_tokens", "truncated_tokens", "dropped_tokens"]].sum(axis=1)
+    assert (parts == tasks["sampled_tokens"]).all() and (tasks["sampled_tokens"] > 0).all()
+    assert tasks.loc["cut", "truncated_tokens"] > 0 and tasks.loc["cut", "dropped_tokens"] == 0
+    assert tasks.loc["skip", "dropped_tokens"] > 0 and tasks.loc["skip", "truncated_tokens"] == 0
+    s = result.summary
+    assert s["truncated_pct"] + s["dropped_pct"] == pytest.approx(s["cut_pct"])
+    assert result.steps["tokens"].sum() == tasks["trained_tokens"].sum()
