@@ -15,11 +15,12 @@ from lobra.policies.planners import (
     PlanResult,
     WorkloadSample,
     get_planner,
+    lower_bound_cut_pct,
     lower_bound_gpu_seconds,
 )
 from lobra.policies.planners.base import workload_memory
 from lobra.sim import Policy, SimConfig, Simulator
-from lobra.traces import StepSampler, Workload
+from lobra.traces import Workload
 
 
 def plan_run(spec: RunSpec) -> PlanResult:
@@ -46,6 +47,7 @@ def fixed_plan(spec: RunSpec, workload: Workload) -> PlanResult:
         num_gpus=spec.num_gpus,
         planning_time_s=0.0,
         lower_bound_gpu_seconds=lower_bound_gpu_seconds(sample, cost, spec.num_gpus),
+        lower_bound_cut_pct=lower_bound_cut_pct(sample, cost, spec.num_gpus),
         dispatcher=cls.dispatcher,
         dispatcher_config=cls.dispatcher_config,
         plans_considered=0,
@@ -90,15 +92,11 @@ def simulate_run(spec: RunSpec, plan: PlanResult) -> dict:
     result = Simulator(workload, cost_of(spec.model, spec.gpu), spec.num_gpus, policy, config).run()
     s = result.summary
     ok = result.steps[result.steps["status"] == "ok"]
-    truncated = float("nan")
-    if static:
-        # The same steps again, straight from the sampler: what the replicas did not run was cut off (or dropped)
-        # because no replica of the plan holds that many tokens.
-        sampler = StepSampler(workload, seed=spec.seed, mode=config.sampling)
-        sampled = sum(n for _ in range(len(ok)) for _, n in sampler.next_step())
-        truncated = 100 * (1 - float(ok["tokens"].sum()) / sampled) if sampled else 0.0
     dispatch = policy.dispatcher_config
     gpu_s = s["gpu_seconds_per_step"]
+    # At equal work: a run that cuts tokens pays for them at its own rate, the bound for those it cuts itself.
+    work = gpu_s / (1 - s["cut_pct"] / 100)
+    bound = plan.lower_bound_gpu_seconds / (1 - plan.lower_bound_cut_pct / 100)
     return {
         "policy": policy.name,
         "scenario": spec.scenario or spec.tasks,
@@ -118,10 +116,13 @@ def simulate_run(spec: RunSpec, plan: PlanResult) -> dict:
         "step_time_s": s["step_time_s"],
         "gpu_seconds_per_step": gpu_s,
         "lower_bound_gpu_seconds": plan.lower_bound_gpu_seconds,
-        "above_lower_bound_pct": 100 * (gpu_s / plan.lower_bound_gpu_seconds - 1),
+        "lower_bound_cut_pct": plan.lower_bound_cut_pct,
+        "equal_work_gpu_seconds": work,
+        "above_lower_bound_pct": 100 * (work / bound - 1),
         "padding_ratio": s["padding_ratio"],
         "tokens_per_step": float(ok["tokens"].mean()),
-        "truncated_pct": truncated,
+        "truncated_pct": s["truncated_pct"],
+        "dropped_pct": s["dropped_pct"],
         "idle_ratio": s["idle_ratio"],
         "tokens_per_s": s["tokens_per_s"],
         "plans_considered": plan.plans_considered,

@@ -6,6 +6,7 @@ from lobra.policies.planners.base import (
     PlannerConfig,
     PlanResult,
     WorkloadSample,
+    lower_bound_cut_pct,
     lower_bound_gpu_seconds,
 )
 
@@ -15,6 +16,7 @@ __all__ = [
     "PlannerConfig",
     "WorkloadSample",
     "get_planner",
+    "lower_bound_cut_pct",
     "lower_bound_gpu_seconds",
 ]
 

@@ -187,3 +187,28 @@ def test_bad_input_is_one_line_and_status_2(cli, tasks_file, tmp_path, args, mes
     rc, _, err = cli(f"figures {args.format(tasks=tasks_file)} --out {tmp_path}")
     assert rc == 2 and err.count("\n") == 1 and err.startswith("lobra: error: ") and message in err
     assert not (tmp_path / "figures.json").exists()
+
+
+def test_the_gpu_seconds_figure_compares_at_equal_work():
+    """A policy that cuts a quarter of its tokens pays for them before its reduction is computed."""
+    import pandas as pd
+    from lobra.analysis.figures.compare import gpu_seconds_table
+
+    base = {"setting": "7B|", "model": "m", "gpu": "g", "num_gpus": 8, "num_tasks": 2, "step_time_s": 1.0}
+    rows = []
+    for policy, gs, cut in (
+        ("task-sequential", 200.0, 0.0),
+        ("task-fused", 160.0, 0.0),
+        ("lobra", 90.0, 25.0),
+        ("lobra-plus", 100.0, 0.0),
+    ):
+        rows.append(
+            base
+            | {"policy": policy, "plan": "p", "gpu_seconds_per_step": gs, "truncated_pct": cut}
+            | {"equal_work_gpu_seconds": gs / (1 - cut / 100)}
+            | {"lower_bound_gpu_seconds": 60.0, "lower_bound_cut_pct": 0.0}
+        )
+    table = gpu_seconds_table(pd.DataFrame(rows)).set_index("policy")
+    assert table.loc["lobra", "gpu_seconds_per_step"] == 90.0
+    assert table.loc["lobra", "vs_task-fused_pct"] == pytest.approx(25.0)  # 120 against 160, not 90
+    assert table.loc["lobra-plus", "vs_best_baseline_pct"] == pytest.approx(37.5)
