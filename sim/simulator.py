@@ -217,19 +217,21 @@ class Simulator:
             for r, c in enumerate(phase.plan.replicas)
         ]
         used = {g for p in placements for g in p.gpus}
-        failure = self._next_failure(env, state)
-        done = env.all_of(procs)
-        yield done | failure if failure is not None else done
-        if not done.triggered:  # a GPU failed before the replicas finished
-            run.aborted = True
-            gpu = state.pending_failures.pop(0).gpu
+        while True:
+            # A fresh condition each time: SimPy disarms a nested condition once its parent triggers, so an
+            # all-of that lost to a failure would never fire again.
+            failure, done = self._next_failure(env, state), env.all_of(procs)
+            yield done | failure if failure is not None else done
+            if done.triggered:
+                break
+            gpu = state.pending_failures.pop(0).gpu  # a GPU failed before the replicas finished
             rec.event(env.now, "failure", f"GPU {gpu}")
             state.cluster = state.cluster.without(gpu)
             if gpu in used:
+                run.aborted = True  # the replicas stop at their next op
                 rec.lost(step, attempt, (env.now - start) * phase.plan.num_gpus)
                 return False
-            state.dirty = True  # an idle GPU: finish the step, re-plan after it
-            yield done
+            state.dirty = True  # an idle GPU: the replicas run on, and the step re-plans after it
         sync = max(
             phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
             for c in phase.plan.replicas

@@ -103,3 +103,19 @@ def test_bad_input_is_one_line_exit_2(cli, args, needle):
     rc, _, err = cli(args)
     assert rc == 2
     assert err.count("\n") == 1 and needle in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        "--plan '<8,1>x1' --fail 3:12 --steps 3",  # a GPU no replica uses
+        "--planner task-fused --fail 20:3 --fail 40:2 --steps 5",  # two failures, one during the re-plan
+    ],
+)
+def test_failures_that_miss_the_replicas_or_come_twice_simulate_to_the_end(cli, args):
+    """The step waited on "replicas done or a failure"; a failure disarmed the "done" half for good (SimPy
+    disarms a nested condition once its parent fires), and the run ended in a raw RuntimeError."""
+    rc, out, err = cli(f"simulate --scenario real-7b {args} --json")
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["steps"] == int(args.rsplit(" ", 1)[1])
