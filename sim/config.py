@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import inf
 
 from lobra.costmodel import DeploymentPlan
 from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
@@ -19,10 +20,14 @@ class Failure:
     gpu: int
 
     def __post_init__(self) -> None:
-        if self.time_s < 0 or not isinstance(self.gpu, int) or self.gpu < 0:
-            raise SimError(
-                f"a failure needs time_s >= 0 and a GPU id >= 0, got {self.time_s!r}, {self.gpu!r}"
-            )
+        if (
+            isinstance(self.time_s, bool)
+            or not isinstance(self.time_s, int | float)
+            or not 0 <= self.time_s < inf
+        ):
+            raise SimError(f"a failure's time must be finite seconds >= 0, got {self.time_s!r}")
+        if isinstance(self.gpu, bool) or not isinstance(self.gpu, int) or self.gpu < 0:
+            raise SimError(f"a failure's GPU must be an id >= 0 (GPUs are numbered from 0), got {self.gpu!r}")
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,13 @@ def _failures(texts: list[str]) -> tuple[Failure, ...]:
     for text in texts:
         try:
             t, g = text.split(":")
-            failures.append(Failure(float(t), int(g)))
+            time_s, gpu = float(t), int(g)
         except ValueError:
-            raise SimError(f"--fail must be TIME:GPU, got {text!r}") from None
+            raise SimError(f"--fail must be TIME:GPU (seconds, then a GPU id), got {text!r}") from None
+        try:
+            failures.append(Failure(time_s, gpu))
+        except SimError as err:
+            raise SimError(f"--fail {text}: {err}") from None
     return tuple(failures)
 
 
