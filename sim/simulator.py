@@ -140,6 +140,9 @@ class Simulator:
                     break
                 yield env.timeout(min(waiting) - env.now)
                 continue
+            # Failures due by now (at t = 0, or during a re-plan) shape the deployment before the step starts.
+            if self._apply_due_failures(env, state, rec):
+                state.dirty = True
             if (
                 state.deployment is None
                 or state.dirty
@@ -224,14 +227,12 @@ class Simulator:
             yield done | failure if failure is not None else done
             if done.triggered:
                 break
-            gpu = state.pending_failures.pop(0).gpu  # a GPU failed before the replicas finished
-            rec.event(env.now, "failure", f"GPU {gpu}")
-            state.cluster = state.cluster.without(gpu)
-            if gpu in used:
+            failed = self._apply_due_failures(env, state, rec)  # GPUs failed before the replicas finished
+            if failed & used:
                 run.aborted = True  # the replicas stop at their next op
                 rec.lost(step, attempt, (env.now - start) * phase.plan.num_gpus)
                 return False
-            state.dirty = True  # an idle GPU: the replicas run on, and the step re-plans after it
+            state.dirty = True  # idle GPUs: the replicas run on, and the step re-plans after it
         sync = max(
             phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
             for c in phase.plan.replicas
@@ -255,6 +256,18 @@ class Simulator:
             seen.add(shape)
             out.append(phase.cost.stage_times(config, cm, extra if new else 0.0))
         return out
+
+    @staticmethod
+    def _apply_due_failures(env, state: _State, rec: Recorder) -> set[int]:
+        """Take every failure due by now out of the cluster, each logged at its own time; the GPUs that failed."""
+        failed = set()
+        while state.pending_failures and state.pending_failures[0].time_s <= env.now:
+            f = state.pending_failures.pop(0)
+            if f.gpu not in state.cluster.failed:
+                rec.event(f.time_s, "failure", f"GPU {f.gpu}")
+                state.cluster = state.cluster.without(f.gpu)
+                failed.add(f.gpu)
+        return failed
 
     def _next_failure(self, env, state: _State):
         while state.pending_failures and state.pending_failures[0].gpu in state.cluster.failed:

@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 
@@ -122,3 +123,20 @@ def test_failures_that_miss_the_replicas_or_come_twice_simulate_to_the_end(cli, 
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["steps"] == int(args.rsplit(" ", 1)[1])
+
+
+def test_a_failure_at_the_start_or_two_at_once_are_applied_at_their_time(cli, tmp_path):
+    """A GPU failed at t=0 is out before the first plan (no failed attempt); two failing together are both logged at
+    t=20 and the re-plan sees both (GPU 4 was logged at t=50, after the re-plan, and cost a second attempt)."""
+    rc, out, _ = cli(
+        f"simulate --scenario real-7b --planner task-fused --fail 0:3 --steps 2 --out {tmp_path / 'a'} --json"
+    )
+    assert rc == 0 and json.loads(out)["failed_attempts"] == 0
+    events = pd.read_csv(tmp_path / "a" / "events.csv")
+    assert events.iloc[0].tolist() == [0.0, "failure", "GPU 3"] and events.iloc[1]["kind"] == "plan"
+    args = f"--fail 20:3 --fail 20:4 --steps 3 --out {tmp_path / 'b'} --json"
+    rc, out, _ = cli(f"simulate --scenario real-7b --planner task-fused {args}")
+    assert rc == 0 and json.loads(out)["failed_attempts"] == 1
+    events = pd.read_csv(tmp_path / "b" / "events.csv")
+    failures = events[events["kind"] == "failure"]
+    assert failures["time_s"].tolist() == [20.0, 20.0] and failures["detail"].tolist() == ["GPU 3", "GPU 4"]
