@@ -211,6 +211,8 @@ class Recorder:
             "failed_attempts": int((steps["status"] == "failed").sum()),
             "gpu_seconds_lost": float(steps.loc[steps["status"] == "failed", "gpu_seconds"].sum()),
             "reconfigurations": int((events["kind"] == "reconfigure").sum()),
+            # failures left nothing that runs: the simulation ended early, and why
+            "stopped": next(iter(events.loc[events["kind"] == "stopped", "detail"]), None),
             "task_completion_s": {
                 row.task: (None if np.isnan(row.completion_s) else float(row.completion_s))
                 for row in tasks.itertuples()

@@ -16,6 +16,7 @@ from lobra.costmodel import CostModel, DeploymentPlan, ParallelConfig
 from lobra.costmodel.cost_model import P2P_LATENCY_S
 from lobra.policies.dispatchers import get_dispatcher
 from lobra.policies.planners.base import workload_memory
+from lobra.policies.registry import PolicyError
 from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
 from lobra.sim.cluster import Cluster
 from lobra.sim.config import Policy, SimConfig
@@ -40,6 +41,14 @@ class Deployment:
     phases: list[Phase]
     tasks: frozenset[str]
     label: str = ""
+
+
+def _places(cluster: Cluster, plan) -> bool:
+    try:
+        cluster.place(plan)
+    except SimError:
+        return False
+    return True
 
 
 @dataclass
@@ -78,16 +87,28 @@ class Simulator:
 
     # -- planning -------------------------------------------------------------------------------------------
     def deploy(self, tasks: frozenset[str], cluster: Cluster) -> Deployment:
+        """The deployment of these tasks on the cluster's working GPUs. A planner counts GPUs, not nodes: after
+        failures its plan may not place (a TP group needs its GPUs in one node), so the budget shrinks until it
+        does."""
         active = Workload(tuple(t for t in self.workload if t.name in tasks))
         cost = self.cost.with_memory(workload_memory(active, self.cost.memory))
         alive = len(cluster.alive)
+        if alive == 0:
+            raise SimError("every GPU of the cluster has failed")
         if self.policy.plan is not None:
             if self.policy.plan.num_gpus > alive:
                 raise SimError(
                     f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, {alive} work"
                 )
             return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
-        result = self.policy.make_planner().plan(active, cost, alive)
+        for budget in range(alive, 0, -1):
+            deployment = self._planned(active, tasks, cost, budget)
+            if all(_places(cluster, phase.plan) for phase in deployment.phases):
+                return deployment
+        raise SimError(f"no plan of the planner places on the {alive} working GPUs")
+
+    def _planned(self, active: Workload, tasks: frozenset[str], cost: CostModel, num_gpus: int) -> Deployment:
+        result = self.policy.make_planner().plan(active, cost, num_gpus)
         if result.plan is not None:
             phases = [Phase(result.plan, cost)]
         else:  # Task-Sequential: each task on its own plan, one after another
@@ -148,13 +169,15 @@ class Simulator:
                 or state.dirty
                 or (self.config.replan and active != state.deployment.tasks)
             ):
-                yield from self._redeploy(env, state, active, rec, step)
+                if not (yield from self._redeploy(env, state, active, rec, step)):
+                    return
             order = [n for n in self.workload.names if n in active]
             items = [StepItem(t, n) for t, n in sampler.next_step(active=order)]
             attempt = 0
             while not (yield from self._run_step(env, state, step, attempt, items, rec)):
                 attempt += 1
-                yield from self._redeploy(env, state, active, rec, step, reason="failure")
+                if not (yield from self._redeploy(env, state, active, rec, step, reason="failure")):
+                    return
             for name in active:
                 if sampler.finished(name):
                     rec.task_done(name, env.now, sampler.steps_done(name))
@@ -162,8 +185,17 @@ class Simulator:
             bar.update(1)
 
     def _redeploy(self, env, state: _State, active, rec: Recorder, step: int, reason: str = "tasks"):
+        """Plan again (and pay the reconfiguration); False when failures left nothing that runs: the simulation
+        stops there, with what it simulated and the reason as its last event (a first plan that cannot run is
+        bad input, and raises)."""
         previous = state.deployment
-        state.deployment = self.deploy(active, state.cluster)
+        try:
+            state.deployment = self.deploy(active, state.cluster)
+        except (SimError, PolicyError) as err:
+            if not state.cluster.failed:
+                raise
+            rec.event(env.now, "stopped", str(err))
+            return False
         state.dirty = False
         state.seen.clear()  # a new deployment starts new processes
         changed = previous is not None and previous.label != state.deployment.label
@@ -172,6 +204,7 @@ class Simulator:
             yield env.timeout(self.config.reconfig_s)
         elif previous is None:
             rec.event(env.now, "plan", state.deployment.label)
+        return True
 
     def _run_step(self, env, state: _State, step: int, attempt: int, items: list[StepItem], rec: Recorder):
         """Run one step on the current deployment; False if a GPU it uses failed meanwhile."""

@@ -140,3 +140,18 @@ def test_a_failure_at_the_start_or_two_at_once_are_applied_at_their_time(cli, tm
     events = pd.read_csv(tmp_path / "b" / "events.csv")
     failures = events[events["kind"] == "failure"]
     assert failures["time_s"].tolist() == [20.0, 20.0] and failures["detail"].tolist() == ["GPU 3", "GPU 4"]
+
+
+def test_a_re_plan_places_on_the_surviving_nodes_and_a_dead_cluster_ends_cleanly(cli):
+    """GPU 3 then GPU 12 fail: 14 GPUs in two nodes of 7, where no TP=8 group fits; the planner's count of GPUs
+    used to give a plan that did not place ("does not fit 14 working GPUs") and the run wrote nothing. Every GPU
+    failing ends the run with its reason, not "number of GPUs must be a positive integer, got 0"."""
+    rc, out, err = cli("simulate --scenario real-7b --fail 20:3 --fail 40:12 --steps 4 --json")
+    assert rc == 0, err
+    summary = json.loads(out)
+    assert summary["steps"] == 4 and summary["stopped"] is None and len(summary["plans"]) >= 2
+    assert "<8," not in summary["plans"][-1]  # after both: no node has 8 working GPUs
+    every = " ".join(f"--fail 5:{g}" for g in range(16))
+    rc, out, err = cli(f"simulate --scenario real-7b --plan '<1,1>x2' {every} --steps 4 --json")
+    assert rc == 0, err
+    assert json.loads(out)["stopped"] == "every GPU of the cluster has failed"
