@@ -60,6 +60,14 @@ def resolve(cfg: ExecutorConfig, world_size: int, *, check_outputs: bool = True)
     model = load_model_spec(model_name)
     if model.arch not in ("llama", "qwen2"):
         raise ExecutorError(f"model {model_name!r}: the executor runs llama and qwen2 models only")
+    positions = model.config.get("max_position_embeddings")
+    for task in workload:
+        longest = int(task.lengths.max())
+        if positions is not None and longest > positions:
+            raise ExecutorError(
+                f"task {task.name!r}: sequences of up to {longest} tokens, but {model.name} has"
+                f" max_position_embeddings {positions} (lower the task's max_len)"
+            )
     weights_dir = None
     path = Path(model_name)
     if path.is_dir() and any((path / f).is_file() for f in WEIGHT_FILES):

@@ -67,6 +67,8 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 _REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+# Read by the cost model or the executor where a config has them: checked like the required ones.
+_OPTIONAL = ("num_key_value_heads", "max_position_embeddings")
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ class ModelSpec:
         missing = [k for k in _REQUIRED if k not in self.config]
         if missing:
             raise CostModelError(f"model {self.name!r}: config lacks {', '.join(missing)}")
-        for key in _REQUIRED:
+        for key in _REQUIRED + tuple(k for k in _OPTIONAL if self.config.get(k) is not None):
             value = self.config[key]
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CostModelError(f"model {self.name!r}: {key} must be a positive integer, got {value!r}")
         if self.arch not in ("llama", "qwen2"):
             raise CostModelError(

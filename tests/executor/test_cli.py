@@ -58,3 +58,33 @@ def test_argparse_errors_are_one_line(capsys):
         main(["execute", "--plan", "<1,1>", "--steps", "1", "--nproc", "1"])  # neither --scenario nor --tasks
     assert exc.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "max_position_embeddings",
+            32,
+            "task 'alpha': sequences of up to 60 tokens, but model has max_position_embeddings 32",
+        ),
+        ("num_key_value_heads", -4, "num_key_value_heads must be a positive integer, got -4"),
+    ],
+)
+def test_a_model_config_the_run_cannot_use_is_refused_before_launch(
+    field, value, message, tmp_path, capsys, ex
+):
+    """A 64-token task on a 32-position model trained anyway; a negative KV-head count crashed after launch."""
+    import json
+
+    from lobra.costmodel.specs.models import MODEL_CONFIGS
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(MODEL_CONFIGS["tiny"] | {field: value}))
+    argv = ["execute", "--tasks", str(ex.tasks), "--model", str(model), "--plan", "<1,1>x1", "--steps", "1"]
+    argv += ["--nproc", "1", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
