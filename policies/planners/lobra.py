@@ -58,15 +58,20 @@ class _Chooser:
     """The filter and the scoring of a set of plans, remembering every score across calls (a widened window
     scores only its new plans)."""
 
-    def __init__(self, planner, counts, sample, table: CostTable, bubbles, homogeneous) -> None:
+    def __init__(
+        self, planner, counts, sample, table: CostTable, bubbles, homogeneous, num_gpus: int
+    ) -> None:
         self.planner, self.counts, self.sample, self.table = planner, counts, sample, table
+        self.num_gpus = num_gpus
         self.bubbles, self.homogeneous = bubbles, homogeneous
         self.scores: dict[DeploymentPlan, tuple[float, bool]] = {}
 
     def __call__(self, plans: list[DeploymentPlan]) -> SearchResult:
         if not plans:
             cost = self.table.cost
-            raise PolicyError(f"no deployment plan of {cost.model.name} fits the cluster of {cost.gpu.name}")
+            raise PolicyError(
+                f"no deployment plan of {cost.model.name} fits {self.num_gpus} x {cost.gpu.name}"
+            )
         cfg = self.planner.config
         survivors = plans
         if self.planner.use_filter:
@@ -112,7 +117,7 @@ class LobraPlanner(Planner):
         bubbles = {c: min_bubble_s(c, lengths, table) for c in candidates}
         # Task-Fused's candidates are always scored: the planner never prefers a plan it rates below theirs.
         homogeneous = homogeneous_plans([c for c in feasible if table.max_tokens(c) >= lengths[-1]], num_gpus)
-        choose = _Chooser(self, counts, sample, table, bubbles, homogeneous)
+        choose = _Chooser(self, counts, sample, table, bubbles, homogeneous, num_gpus)
         if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
             return choose(list(enumerate_plans(candidates, num_gpus, None, must_hold)))
         # Beyond full enumeration: widen the window around the fluid optimum until the chosen plan stays.
