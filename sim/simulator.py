@@ -100,6 +100,7 @@ class Simulator:
                 raise SimError(
                     f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, {alive} work"
                 )
+            cluster.place(self.policy.plan)  # raises when the survivors do not hold it (TP inside a node)
             return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
         for budget in range(alive, 0, -1):
             deployment = self._planned(active, tasks, cost, budget)
