@@ -39,10 +39,6 @@ class ResolvedRun:
     dtype: str  # "float32", "float64" or "bfloat16"
 
     @property
-    def overflow(self) -> dict[str, str]:
-        return {t.name: t.spec.overflow for t in self.workload}
-
-    @property
     def fingerprint(self) -> dict:
         """What a checkpoint must share with the run that resumes it (the plan, lr and dtype may differ)."""
         tasks = [[t.name, t.spec.rank, float(t.spec.alpha), list(t.spec.targets)] for t in self.workload]

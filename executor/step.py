@@ -99,7 +99,7 @@ def train_step(
     rt: Runtime, items: list[StepItem], keys: list, on_forward: Callable[[int], None] | None = None
 ) -> StepResult:
     run, place = rt.run, rt.place
-    dispatch = rt.dispatcher.dispatch(items, run.plan, run.cost, run.overflow)
+    dispatch = rt.dispatcher.dispatch(items, run.plan, run.cost)
     targets = target_counts(items, dispatch)
     weight_dtype = rt.lora.bindings[0].param.dtype
     micro_batches = [

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from lobra.costmodel import CostModel
 from lobra.policies.dispatchers import DispatcherConfig
-from lobra.policies.planners import get_planner
+from lobra.policies.planners import PLANNERS
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 from lobra.sim.config import Policy, SimConfig
 from lobra.sim.simulator import Simulator
@@ -58,16 +58,26 @@ def compare(
     workers: int | None = None,
     progress: Callable[[str], None] | None = None,
     ilp_node_limit: int = DEFAULT_NODE_LIMIT,
+    beyond_capacity: str = "error",
 ) -> list[CompareRow]:
+    """beyond_capacity: what every policy does with sequences longer than its plan holds (DispatcherConfig)."""
     planner_opts = {"seed": seed} | ({} if workers is None else {"workers": workers})
     planner_opts |= {"time_limit_s": ilp_time_limit_s, "node_limit": ilp_node_limit}
     config = SimConfig(steps=steps, seed=seed)
-    lobra = get_planner("lobra", **planner_opts).plan(workload, cost, num_gpus)
-    ilp = DispatcherConfig(time_limit_s=ilp_time_limit_s, node_limit=ilp_node_limit)
+
+    def planned(name: str, **opts) -> Policy:
+        own = PLANNERS.get(name).dispatcher_config.with_changes(beyond_capacity=beyond_capacity)
+        return Policy.of_planner(name, dispatcher_config=own, **opts)
+
+    lobra = planned("lobra", **planner_opts).make_planner().plan(workload, cost, num_gpus)
+    ilp = DispatcherConfig(
+        time_limit_s=ilp_time_limit_s, node_limit=ilp_node_limit, beyond_capacity=beyond_capacity
+    )
+    pow2 = replace(POW2, beyond_capacity=beyond_capacity)
     policies = {
-        "task-sequential": Policy.of_planner("task-sequential", **planner_opts),
-        "task-fused": Policy.of_planner("task-fused", **planner_opts),
-        "lobra-length": Policy("lobra-length", "length", POW2, plan=lobra.plan),
+        "task-sequential": planned("task-sequential", **planner_opts),
+        "task-fused": planned("task-fused", **planner_opts),
+        "lobra-length": Policy("lobra-length", "length", pow2, plan=lobra.plan),
         "lobra-balanced": Policy(
             "lobra-balanced",
             "balanced-ilp",
@@ -75,7 +85,7 @@ def compare(
             plan=lobra.plan,
         ),
         "lobra": Policy("lobra", "balanced-ilp", ilp, plan=lobra.plan),
-        "lobra-plus": Policy.of_planner("lobra-plus", **planner_opts),
+        "lobra-plus": planned("lobra-plus", **planner_opts),
     }
     rows = []
     for name, policy in policies.items():

@@ -98,5 +98,10 @@ class Policy:
         """The policy's planner, planning for the dispatch settings that will run when it plans for this
         dispatcher (a planner run with another dispatcher plans for its own)."""
         cls_ = PLANNERS.get(self.planner)
-        planned = self.dispatcher_config if self.dispatcher == cls_.dispatcher else None
+        if self.dispatcher == cls_.dispatcher:
+            planned = self.dispatcher_config
+        else:  # its own settings, but what to do beyond capacity is the run's
+            planned = cls_.dispatcher_config.with_changes(
+                beyond_capacity=self.dispatcher_config.beyond_capacity
+            )
         return cls_(self.planner_config, dispatcher_config=planned)

@@ -202,7 +202,9 @@ class Recorder:
             "plan": ok["plan"].iloc[0] if len(ok) else None,
             "plans": list(dict.fromkeys(ok["plan"])),
             "tokens_per_s": float(ok["tokens"].sum() / end_s) if end_s > 0 else None,
-            "padding_ratio": float(1 - ok["tokens"].sum() / ok["padded_tokens"].sum()) if len(ok) else None,
+            "padding_ratio": float(1 - ok["tokens"].sum() / padded)
+            if (padded := ok["padded_tokens"].sum())
+            else None,
             # the share of the sampled tokens truncated or dropped: plans compare at equal work only at 0
             "cut_pct": _cut_pct(ok),
             "truncated_pct": _share(tasks, "truncated_tokens"),

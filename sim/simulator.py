@@ -15,6 +15,7 @@ import simpy
 from lobra.costmodel import CostModel, DeploymentPlan, ParallelConfig
 from lobra.costmodel.cost_model import P2P_LATENCY_S
 from lobra.policies.dispatchers import get_dispatcher
+from lobra.policies.dispatchers.base import check_capacity
 from lobra.policies.planners.base import workload_memory
 from lobra.policies.registry import PolicyError
 from lobra.policies.types import DispatchPlan, MicroBatchPlan, StepItem
@@ -82,8 +83,10 @@ class Simulator:
         self.dispatch_cost = dispatch_cost
         self.num_gpus = num_gpus
         self.dispatcher = get_dispatcher(policy.dispatcher, policy.dispatcher_config)
-        if policy.plan is not None:
-            Cluster(cost.gpu, num_gpus).place(policy.plan)  # a fixed plan must fit before anything runs
+        if policy.plan is not None:  # a fixed plan must fit and hold the sequences before anything runs
+            Cluster(cost.gpu, num_gpus).place(policy.plan)
+            memory = cost.with_memory(workload_memory(workload, cost.memory))
+            self._holding(Deployment([Phase(policy.plan, memory)], frozenset(workload.names)))
 
     # -- planning -------------------------------------------------------------------------------------------
     def deploy(self, tasks: frozenset[str], cluster: Cluster) -> Deployment:
@@ -101,12 +104,26 @@ class Simulator:
                     f"the fixed plan {self.policy.plan} needs {self.policy.plan.num_gpus} GPUs, {alive} work"
                 )
             cluster.place(self.policy.plan)  # raises when the survivors do not hold it (TP inside a node)
-            return Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan))
+            return self._holding(Deployment([Phase(self.policy.plan, cost)], tasks, str(self.policy.plan)))
         for budget in range(alive, 0, -1):
             deployment = self._planned(active, tasks, cost, budget)
             if all(_places(cluster, phase.plan) for phase in deployment.phases):
-                return deployment
+                return self._holding(deployment)
         raise SimError(f"no plan of the planner places on the {alive} working GPUs")
+
+    def _holding(self, deployment: Deployment) -> Deployment:
+        """The deployment, once every phase is checked to hold its tasks' sequences (unless the policy cuts
+        them): a step must not be the first to find out."""
+        longest = self.workload.longest
+        for phase in deployment.phases:
+            tasks = deployment.tasks if phase.tasks is None else phase.tasks
+            check_capacity(
+                {t: n for t, n in longest.items() if t in tasks},  # in the workload's order
+                phase.plan,
+                self._dispatch_cost(phase),
+                self.policy.dispatcher_config.beyond_capacity,
+            )
+        return deployment
 
     def _planned(self, active: Workload, tasks: frozenset[str], cost: CostModel, num_gpus: int) -> Deployment:
         result = self.policy.make_planner().plan(active, cost, num_gpus)
@@ -319,6 +336,7 @@ class Simulator:
         return lambda: straggler * float(self.rng.lognormal(-sigma * sigma / 2, sigma))
 
     def _dispatch(self, items: list[StepItem], phase: Phase) -> DispatchPlan:
-        overflow = {t.name: t.spec.overflow for t in self.workload}
-        cost = phase.cost if self.dispatch_cost is None else self.dispatch_cost
-        return self.dispatcher.dispatch(items, phase.plan, cost, overflow)
+        return self.dispatcher.dispatch(items, phase.plan, self._dispatch_cost(phase))
+
+    def _dispatch_cost(self, phase: Phase) -> CostModel:
+        return phase.cost if self.dispatch_cost is None else self.dispatch_cost

@@ -193,6 +193,11 @@ class Workload:
         return self._by_name[name]
 
     @property
+    def longest(self) -> dict[str, int]:
+        """Each task's longest sequence (after its max_len): what a plan must hold to train every token."""
+        return {t.name: int(t.lengths.max()) for t in self.tasks}
+
+    @property
     def sequences_per_step(self) -> int:
         return sum(t.global_batch_size for t in self.tasks)
 

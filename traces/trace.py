@@ -200,8 +200,8 @@ def _read_csv(path: str, mtime_ns: int, size: int) -> Trace:
         raise TraceError(f"trace file {path!r} is not a valid CSV: {first}") from None
     if "total_tokens" not in df.columns:
         raise TraceError(
-            f"trace file {path!r} lacks the column 'total_tokens' (columns: sample_id, prompt_tokens,"
-            " response_tokens, total_tokens)"
+            f"trace file {path!r} lacks the column 'total_tokens' (it has {', '.join(map(str, df.columns))};"
+            " a trace has sample_id, prompt_tokens, response_tokens, total_tokens)"
         )
     if df.empty:
         raise TraceError(f"trace file {path!r} has a header but no rows")

@@ -72,7 +72,6 @@ def cmd_dispatch(args) -> int:
         plan = get_planner("lobra").plan(scenario.workload, cost, scenario.num_gpus).plan
     cost = cost.with_memory(workload_memory(scenario.workload, cost.memory))
     sampler = StepSampler(scenario.workload, seed=args.seed)
-    overflow = {t.name: t.spec.overflow for t in scenario.workload}
     # fixed-mbs answers what-if questions about a given micro-batch size: nothing to benchmark against
     names = [n for n in DISPATCHERS.names() if not DISPATCHERS.get(n).takes_mbs]
     dispatchers = {n: get_dispatcher(n, time_limit_s=args.time_limit) for n in names}
@@ -81,7 +80,7 @@ def cmd_dispatch(args) -> int:
         items = [StepItem(t, n) for t, n in sampler.next_step(active=scenario.workload.names)]
         for name, d in dispatchers.items():
             start = time.perf_counter()
-            out = d.dispatch(items, plan, cost, overflow)
+            out = d.dispatch(items, plan, cost)
             ms = (time.perf_counter() - start) * 1e3
             rows.append(
                 {

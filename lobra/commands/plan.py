@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_planner_arguments(p)
     # The settings of the dispatch the plan is chosen for (lobra-plus scores plans by dispatching with them).
     DispatcherConfig.add_arguments(
-        p, only=("packing", "bucketing", "num_buckets", "time_limit_s", "node_limit")
+        p, only=("packing", "bucketing", "num_buckets", "time_limit_s", "node_limit", "beyond_capacity")
     )
     add_cost_arguments(p)
     p.add_argument("--json", action="store_true")
@@ -74,6 +74,12 @@ def describe(result: PlanResult) -> str:
         f"(plan is {100 * result.gap_to_lower_bound:+.1f}%)\n"
         f"  planning time           {result.planning_time_s:.2f} s ({result.plans_considered} plans considered)\n"
         f"  dispatcher              {result.dispatcher}"
+        + (
+            f"\n  cut                     {result.cut_pct:.2f}% of the sampled tokens are beyond the plan's largest"
+            f" replica ({result.dispatcher_config.beyond_capacity})"
+            if result.cut_pct
+            else ""
+        )
         + (
             f"\n  note                    {result.unproven} plan programme(s) stopped at a limit: scored by a"
             " feasible dispatch instead"

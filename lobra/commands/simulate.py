@@ -61,8 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     DispatcherConfig.add_arguments(
         p,
-        only=("time_limit_s", "node_limit"),
-        defaults={"time_limit_s": DEFAULT_TIME_LIMIT_S, "node_limit": DEFAULT_NODE_LIMIT},
+        only=("time_limit_s", "node_limit", "beyond_capacity"),
+        defaults={
+            "time_limit_s": DEFAULT_TIME_LIMIT_S,
+            "node_limit": DEFAULT_NODE_LIMIT,
+        },
     )
     p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
     p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
@@ -174,6 +177,7 @@ def cmd_compare(args) -> int:
             workers=args.workers,
             progress=progress,
             ilp_node_limit=args.node_limit,
+            beyond_capacity=args.beyond_capacity or DispatcherConfig.beyond_capacity,
         )
     table = reductions(rows)
     if args.out:

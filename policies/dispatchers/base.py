@@ -59,14 +59,13 @@ class Dispatcher:
         items: Sequence[StepItem],
         plan: DeploymentPlan,
         cost: CostModel,
-        overflow: Mapping[str, str] | None = None,
     ) -> DispatchPlan:
         table = self.table(cost)
         replicas = plan.replicas
         limits = [table.max_tokens(c) for c in replicas]
         if max(limits) == 0:
             raise PolicyError(f"no replica of plan {plan} can hold {cost.model.name} on {cost.gpu.name}")
-        lengths, dropped, truncated = resolve_overflow(items, max(limits), overflow or {})
+        lengths, dropped, truncated = resolve_overflow(items, plan, max(limits), self.config.beyond_capacity)
         keep = [i for i in range(len(items)) if i not in set(dropped)]
         if not keep:
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
@@ -119,24 +118,42 @@ class Dispatcher:
         raise NotImplementedError
 
 
-def resolve_overflow(items: Sequence[StepItem], largest: int, overflow: Mapping[str, str]):
+def resolve_overflow(items: Sequence[StepItem], plan: DeploymentPlan, largest: int, policy: str):
     """Lengths as run, items dropped, items truncated: for sequences longer than every replica can hold."""
     lengths, dropped, truncated = [], [], {}
     for i, item in enumerate(items):
         n = item.length
         if n > largest:
-            policy = overflow.get(item.task)
             if policy == "truncate":
                 truncated[i] = n = largest
             elif policy == "drop":
                 dropped.append(i)
             else:
-                raise PolicyError(
-                    f"a sequence of task {item.task!r} has {item.length} tokens, more than any replica "
-                    f"can hold ({largest}); set the task's overflow to truncate or drop"
-                )
+                raise _beyond_plan(item.task, item.length, plan, largest)
         lengths.append(n)
     return lengths, dropped, truncated
+
+
+def beyond_capacity_error(
+    task: str, length: int, where: str, largest: int, remedy: str = "", note: str = ""
+) -> PolicyError:
+    return PolicyError(
+        f"task {task!r} has sequences of {length:,} tokens, but {where} holds {largest:,}{note}; {remedy}lower"
+        " the task's max_len, or pass --beyond-capacity truncate|drop (the cut is counted)"
+    )
+
+
+def check_capacity(longest: Mapping[str, int], plan: DeploymentPlan, table, policy: str) -> None:
+    """Before anything runs: with policy "error", every task's longest sequence fits a replica of the plan."""
+    largest = max(table.max_tokens(c) for c in plan.replicas)
+    for task, n in longest.items():
+        if n > largest and policy == "error":
+            raise _beyond_plan(task, n, plan, largest)
+
+
+def _beyond_plan(task: str, length: int, plan: DeploymentPlan, largest: int) -> PolicyError:
+    where = f"the largest replica of plan {plan}"
+    return beyond_capacity_error(task, length, where, largest, "use a plan with larger replicas, ")
 
 
 def check_assignment(assignment: Assignment, counts: dict[int, int], replicas, table: CostTable) -> None:

@@ -21,6 +21,9 @@ from lobra.policies.registry import PolicyError
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 BUCKETINGS = ("dp", "pow2")
+# What happens to a sequence longer than the plan's largest replica holds (each task's overflow already applied at
+# its max_len): by default an error, since cutting it silently would compare plans at unequal work.
+BEYOND_CAPACITY = ("error", "truncate", "drop")
 FIXED_MBS = "fixed-mbs"  # the dispatcher that `mbs` selects
 
 
@@ -32,6 +35,7 @@ class DispatcherConfig:
     time_limit_s: float = DEFAULT_TIME_LIMIT_S  # integer programmes: a safety net (policies/solver.py)
     node_limit: int = DEFAULT_NODE_LIMIT  # integer programmes: the limit that decides
     mbs: int | None = None  # sequences per micro-batch: only the fixed-mbs dispatcher takes it (what-if mode)
+    beyond_capacity: str = "error"  # one of BEYOND_CAPACITY
 
     def __post_init__(self) -> None:
         if self.bucketing not in BUCKETINGS:
@@ -46,6 +50,10 @@ class DispatcherConfig:
             raise PolicyError(f"node_limit must be a positive integer, got {self.node_limit!r}")
         if self.mbs is not None and not _positive_int(self.mbs):
             raise PolicyError(f"mbs must be a positive integer, got {self.mbs!r}")
+        if self.beyond_capacity not in BEYOND_CAPACITY:
+            raise PolicyError(
+                f"beyond_capacity must be one of {BEYOND_CAPACITY}, got {self.beyond_capacity!r}"
+            )
 
     def with_changes(self, **changes) -> DispatcherConfig:
         """These settings with some replaced (None: keep the current value)."""
@@ -86,6 +94,7 @@ class DispatcherConfig:
         argv = ["--packing" if self.packing else "--no-packing"]
         argv += ["--bucketing", self.bucketing, "--num-buckets", str(self.num_buckets)]
         argv += ["--ilp-time-limit", repr(float(self.time_limit_s)), "--ilp-node-limit", str(self.node_limit)]
+        argv += ["--beyond-capacity", self.beyond_capacity]
         return argv + ([] if self.mbs is None else ["--mbs", str(self.mbs)])
 
 
@@ -140,6 +149,14 @@ FLAGS: dict[str, tuple[str, dict]] = {
             "metavar": "N",
             "help": f"branch-and-bound nodes per integer programme, planner and dispatcher (default "
             f"{DEFAULT_NODE_LIMIT})",
+        },
+    ),
+    "beyond_capacity": (
+        "--beyond-capacity",
+        {
+            "choices": BEYOND_CAPACITY,
+            "help": "sequences longer than the plan's largest replica holds (after each task's max_len): an error, "
+            "or truncate/drop them, counted in the outputs (default error)",
         },
     ),
     "mbs": (

@@ -9,7 +9,7 @@ apply (a micro-batch is as long as its longest sequence).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.dispatchers.base import DISPATCHERS, Dispatcher
@@ -26,7 +26,6 @@ class FixedMbsDispatcher(Dispatcher):
         items: Sequence[StepItem],
         plan: DeploymentPlan,
         cost: CostModel,
-        overflow: Mapping[str, str] | None = None,
     ) -> DispatchPlan:
         shares: list[list[int]] = [[] for _ in plan.replicas]
         for i in range(len(items)):

@@ -15,6 +15,7 @@ from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions
 from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets
 from lobra.policies.costs import CostTable
 from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
+from lobra.policies.dispatchers.base import beyond_capacity_error, check_capacity
 from lobra.policies.evaluate import estimate_step
 from lobra.policies.registry import PolicyError, Registry
 from lobra.policies.types import StepItem
@@ -56,7 +57,6 @@ class WorkloadSample:
     """K sampled steps of a workload, as the dispatchers see them."""
 
     steps: tuple[tuple[StepItem, ...], ...]
-    overflow: dict[str, str]
 
     @classmethod
     def draw(cls, workload: Workload, num_steps: int, seed: int = 0) -> WorkloadSample:
@@ -66,7 +66,7 @@ class WorkloadSample:
             # Planning looks at the steady state with every task active, whatever their lengths in steps.
             items = sampler.next_step(active=workload.names)
             steps.append(tuple(StepItem(t, int(n)) for t, n in items))
-        return cls(tuple(steps), {t.name: t.spec.overflow for t in workload})
+        return cls(tuple(steps))
 
     def lengths(self) -> np.ndarray:
         return np.array([it.length for step in self.steps for it in step])
@@ -97,6 +97,9 @@ class PlanResult:
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
     estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
     lower_bound_cut_pct: float = 0.0  # sampled tokens beyond every config of the cluster, not in the bound
+    cut_pct: float = (
+        0.0  # sampled tokens beyond the plan's largest replica: truncated or dropped, as configured
+    )
 
     @property
     def gpu_seconds_per_step(self) -> float:
@@ -126,6 +129,8 @@ class PlanResult:
             "plans_considered": self.plans_considered,
             "unproven_programmes": self.unproven,
             "estimate": self.estimate,
+            "beyond_capacity": self.dispatcher_config.beyond_capacity,
+            "cut_pct": self.cut_pct,
         }
 
 
@@ -150,8 +155,27 @@ class Planner:
             raise PolicyError(f"the number of GPUs must be a positive integer, got {num_gpus!r}")
         start = time.perf_counter()
         cost = cost.with_memory(workload_memory(workload, cost.memory))
+        policy = self.dispatcher_config.beyond_capacity
+        if policy == "error":
+            largest = max(cost.max_tokens(c) for c in _feasible(cost, num_gpus))
+            for task, n in workload.longest.items():
+                if n > largest:
+                    where = f"the largest config of {cost.model.name} that fits {num_gpus} x {cost.gpu.name}"
+                    # the cost model knows micro-batches up to its cap (where the profiles stop): more GPUs
+                    # help only below it
+                    if largest < cost.cap:
+                        raise beyond_capacity_error(task, n, where, largest, "give more GPUs, ")
+                    raise beyond_capacity_error(task, n, where, largest, note=" (the cost model's limit)")
         sample = WorkloadSample.draw(workload, self.config.sample_steps, self.config.seed)
         result = self.search(workload, sample, cost, num_gpus)
+        largest = {}  # what each task's plan holds, under that plan's memory (a task alone on its own plan)
+        for task in workload:
+            plan, own = result.plan, cost
+            if result.plan is None:
+                plan = result.task_plans[task.name]
+                own = cost.with_memory(workload_memory(Workload((task,)), cost.memory))
+            check_capacity({task.name: workload.longest[task.name]}, plan, own, policy)  # else a planner bug
+            largest[task.name] = max(map(own.max_tokens, plan.replicas))
         return PlanResult(
             planner=self.name,
             plan=result.plan,
@@ -166,6 +190,7 @@ class Planner:
             plans_considered=result.plans_considered,
             unproven=result.unproven,
             estimate=self.estimate,
+            cut_pct=_cut_pct(sample, largest, policy == "drop"),
         )
 
     def search(self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int):
@@ -195,10 +220,7 @@ def evaluate_plan(
 ) -> float:
     """Mean estimated step time of the sampled steps dispatched on this plan."""
     d = get_dispatcher(dispatcher, config)
-    times = [
-        estimate_step(d.dispatch(step, plan, cost, sample.overflow), cost).step_time_s
-        for step in sample.steps
-    ]
+    times = [estimate_step(d.dispatch(step, plan, cost), cost).step_time_s for step in sample.steps]
     return float(np.mean(times))
 
 
@@ -218,6 +240,17 @@ def lower_bound_gpu_seconds(sample: WorkloadSample, cost: CostModel, num_gpus: i
 
 
 PLANNERS: Registry[Planner] = Registry("planner")
+
+
+def _cut_pct(sample: WorkloadSample, largest: dict[str, int], drop: bool) -> float:
+    """The share of the sampled tokens not trained: beyond what each task's plan holds (largest: per task), or
+    whole sequences when they are dropped."""
+    items = [it for step in sample.steps for it in step]
+    total = sum(it.length for it in items)
+    cut = sum(
+        (it.length if drop else it.length - largest[it.task]) for it in items if it.length > largest[it.task]
+    )
+    return 100 * cut / total if total else 0.0
 
 
 def lower_bound_cut_pct(sample: WorkloadSample, cost: CostModel, num_gpus: int) -> float:

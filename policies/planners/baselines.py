@@ -19,6 +19,7 @@ def homogeneous_plans(configs, num_gpus: int) -> list[DeploymentPlan]:
 
 def best_homogeneous(
     sample: WorkloadSample,
+    longest: int,
     cost: CostModel,
     num_gpus: int,
     dispatcher: str = "uniform",
@@ -26,11 +27,11 @@ def best_homogeneous(
 ) -> tuple[DeploymentPlan, float, int]:
     """The homogeneous plan (copies of one config filling the cluster) with the shortest mean step, among configs
     sized for the longest sequence (or the largest that fits, when none holds it)."""
-    feasible = {c: n for c, n in cost.feasible_configs(num_gpus).items() if n}
-    if not feasible:
+    holds = {c: n for c, n in cost.feasible_configs(num_gpus).items() if n}  # config -> max_tokens
+    if not holds:
         raise PolicyError(f"no parallel config of {cost.model.name} fits {num_gpus} x {cost.gpu.name}")
-    need = min(int(sample.lengths().max()), max(feasible.values()))
-    plans = homogeneous_plans([c for c, n in feasible.items() if n >= need], num_gpus)
+    need = min(longest, max(holds.values()))
+    plans = homogeneous_plans([c for c, n in holds.items() if n >= need], num_gpus)
     times = {p: evaluate_plan(p, sample, cost, dispatcher, config) for p in plans}
     best = min(plans, key=lambda p: (times[p], str(p)))
     return best, times[best], len(plans)
@@ -48,7 +49,7 @@ class TaskFusedPlanner(Planner):
         self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int
     ) -> SearchResult:
         plan, step_s, considered = best_homogeneous(
-            sample, cost, num_gpus, self.dispatcher, self.dispatcher_config
+            sample, max(workload.longest.values()), cost, num_gpus, self.dispatcher, self.dispatcher_config
         )
         return SearchResult(plan, step_s, considered)
 
@@ -67,8 +68,7 @@ class TaskSequentialPlanner(Planner):
         task_plans, total, considered = {}, 0.0, 0
         for task in workload:
             alone = WorkloadSample(
-                tuple(tuple(it for it in step if it.task == task.name) for step in sample.steps),
-                {task.name: task.spec.overflow},
+                tuple(tuple(it for it in step if it.task == task.name) for step in sample.steps)
             )
             memory = MemoryOptions(
                 **{
@@ -79,7 +79,12 @@ class TaskSequentialPlanner(Planner):
                 }
             )
             plan, step_s, n = best_homogeneous(
-                alone, cost.with_memory(memory), num_gpus, self.dispatcher, self.dispatcher_config
+                alone,
+                workload.longest[task.name],
+                cost.with_memory(memory),
+                num_gpus,
+                self.dispatcher,
+                self.dispatcher_config,
             )
             task_plans[task.name] = plan
             total += step_s

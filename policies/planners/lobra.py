@@ -112,11 +112,16 @@ class LobraPlanner(Planner):
         counts = sample.expected_counts(largest, cfg.num_buckets)
         lengths = sorted(counts)
         candidates = feasible if self.enumerate_all else propose_configs(feasible, lengths, table)
-        must_hold = [c for c in candidates if table.max_tokens(c) >= lengths[-1]]
+        # Every plan holds the workload's longest sequence (not just the sample's), or the largest that fits.
+        need = min(max(workload.longest.values()), largest)
+        holders = [c for c in feasible if table.max_tokens(c) >= need]
+        if not any(table.max_tokens(c) >= need for c in candidates):
+            candidates = [*candidates, min(holders, key=lambda c: (table.gpu_seconds_per_seq(c, need), c))]
+        must_hold = [c for c in candidates if table.max_tokens(c) >= need]
         # Deep pipelines pay (pp - 1) micro-batches of fill and drain every step, which per-sequence costs omit.
         bubbles = {c: min_bubble_s(c, lengths, table) for c in candidates}
         # Task-Fused's candidates are always scored: the planner never prefers a plan it rates below theirs.
-        homogeneous = homogeneous_plans([c for c in feasible if table.max_tokens(c) >= lengths[-1]], num_gpus)
+        homogeneous = homogeneous_plans(holders, num_gpus)
         choose = _Chooser(self, counts, sample, table, bubbles, homogeneous, num_gpus)
         if self.enumerate_all or num_gpus <= cfg.full_enumeration_gpus:
             return choose(list(enumerate_plans(candidates, num_gpus, None, must_hold)))

@@ -50,7 +50,7 @@ def test_records_follow_the_dispatch_plan(joint_run, ex):
     assert steps["num_sequences"].tolist() == [9] * ex.steps  # 4 + 3 + 2 per step
     for step in range(ex.steps):
         items = [StepItem(t, int(n)) for t, n in sampler.next_step()]
-        dispatch = dispatcher.dispatch(items, plan, cost, {t.name: t.spec.overflow for t in workload})
+        dispatch = dispatcher.dispatch(items, plan, cost)
         rows = replicas[replicas.step == step]
         assert rows["config"].tolist() == [str(c) for c in plan.replicas]
         assert rows["micro_batches"].tolist() == [len(m) for m in dispatch.micro_batches]

@@ -77,17 +77,24 @@ def test_balanced_is_close_to_the_integer_programme(cost7b):
     assert exact.makespan_s < uniform.makespan_s
 
 
-def test_overflow_truncate_drop_or_error(cost7b):
+def test_beyond_capacity_truncate_drop_or_error(cost7b):
     items = [StepItem("a", 20000), StepItem("b", 30000), StepItem("c", 100)]
     plan = parse_plan("<8,1>x1 <1,1>x2")
-    out = get_dispatcher("balanced").dispatch(items, plan, cost7b, overflow={"a": "truncate", "b": "drop"})
+    out = get_dispatcher("balanced", beyond_capacity="truncate").dispatch(items, plan, cost7b)
     out.check(items, cost7b)
-    assert out.dropped == (1,)
-    assert out.truncated == {0: 16384}
-    with pytest.raises(PolicyError, match="task 'b' has 30000 tokens, more than any replica can hold"):
-        get_dispatcher("balanced").dispatch(items, plan, cost7b, overflow={"a": "truncate"})
+    assert out.dropped == () and out.truncated == {0: 16384, 1: 16384}
+    out = get_dispatcher("balanced", beyond_capacity="drop").dispatch(items, plan, cost7b)
+    out.check(items, cost7b)
+    assert out.dropped == (0, 1) and out.truncated == {}
+    # the default: an error that names the task, the length and what the plan holds
+    with pytest.raises(
+        PolicyError,
+        match=r"task 'a' has sequences of 20,000 tokens, but the largest replica of"
+        r" plan <1,1>x2 <8,1>x1 holds 16,384",
+    ):
+        get_dispatcher("balanced").dispatch(items, plan, cost7b)
     # a plan of small replicas only: a 5000-token sequence has nowhere to go
-    with pytest.raises(PolicyError, match="task 'x' has 5000 tokens"):
+    with pytest.raises(PolicyError, match="task 'x' has sequences of 5,000 tokens"):
         get_dispatcher("uniform").dispatch([StepItem("x", 5000)], parse_plan("<1,1>x4"), cost7b)
 
 
@@ -108,22 +115,18 @@ PLANS = ["<1,1>x4", "<1,1>x2 <2,1>x1", "<2,2>x1 <1,1>x1", "<1,4>x1 <4,1>x1 <1,1>
     name=st.sampled_from(["uniform", "length", "balanced"]),
     packing=st.booleans(),
     buckets=st.integers(1, 16),
+    beyond=st.sampled_from(["truncate", "drop"]),
 )
-def test_invariants_hold_for_random_steps(cost7b, lengths, plan, name, packing, buckets):
+def test_invariants_hold_for_random_steps(cost7b, lengths, plan, name, packing, buckets, beyond):
     items = [StepItem(f"t{i % 4}", n) for i, n in enumerate(lengths)]
     deployment = parse_plan(plan)
-    overflow = {f"t{k}": ("truncate" if k % 2 else "drop") for k in range(4)}
-    out = get_dispatcher(name, packing=packing, num_buckets=buckets).dispatch(
-        items, deployment, cost7b, overflow
-    )
+    dispatcher = get_dispatcher(name, packing=packing, num_buckets=buckets, beyond_capacity=beyond)
+    out = dispatcher.dispatch(items, deployment, cost7b)
     out.check(items, cost7b)
     largest = max(cost7b.max_tokens(c) for c in deployment.replicas)
-    assert set(out.dropped) == {
-        i for i, it in enumerate(items) if it.length > largest and it.task in ("t0", "t2")
-    }
-    assert set(out.truncated) == {
-        i for i, it in enumerate(items) if it.length > largest and it.task in ("t1", "t3")
-    }
+    cut = {i for i, it in enumerate(items) if it.length > largest}
+    assert set(out.dropped) == (cut if beyond == "drop" else set())
+    assert set(out.truncated) == (cut if beyond == "truncate" else set())
     if not packing:
         per_replica = [Counter(mb.seq_len for mb in mbs) for mbs in out.micro_batches]
         assert len({s for c in per_replica for s in c}) <= buckets

@@ -16,14 +16,33 @@ def test_simulate_json_summary(cli, tmp_path):
     assert (tmp_path / "replicas.parquet").exists() and (tmp_path / "trace.json").exists()
 
 
-def test_sequences_longer_than_the_plan_are_truncated_as_their_tasks_say(cli):
-    # real-7b's tasks truncate (the default overflow): a plan of 1-GPU replicas (2K tokens) still runs
-    rc, out, _ = cli("simulate --scenario real-7b --plan '<1,1>x2' --steps 1 --json")
+def test_sequences_longer_than_the_plan_are_an_error_unless_asked_to_cut_them(cli, tmp_path):
+    """A plan of 1-GPU replicas (2K tokens) cannot hold real-7b's long sequences: the run used to cut them
+    silently (the tasks' overflow applies at their max_len only); now an error, unless --beyond-capacity says."""
+    rc, out, err = cli(
+        f"simulate --scenario real-7b --plan '<1,1>x2' --steps 1 --json --out {tmp_path / 'no'}"
+    )
+    assert rc == 2 and out == "" and not (tmp_path / "no").exists()
+    assert (
+        "lobra: error: task 'alpacaeval' has sequences of 2,211 tokens, but the largest replica of plan"
+        in err
+    )
+    assert "<1,1>x2 holds 2,048" in err and "--beyond-capacity truncate|drop" in err
+    rc, out, _ = cli(
+        "simulate --scenario real-7b --plan '<1,1>x2' --steps 1 --json --beyond-capacity truncate"
+    )
     summary = json.loads(out)
     assert rc == 0 and summary["steps"] == 1
-    # and it says so: the cut share of the sampled tokens, which a plan holding 16K cuts less of
+    # and it says so: the cut share of the sampled tokens, which a plan holding 16K cuts none of
     rc, wide, _ = cli("simulate --scenario real-7b --plan '<8,1>x1' --steps 1 --json")
-    assert summary["cut_pct"] > json.loads(wide)["cut_pct"] >= 0.0
+    assert summary["cut_pct"] == summary["truncated_pct"] > json.loads(wide)["cut_pct"] == 0.0
+    # the repro: a fixed 64K workload on 2K replicas exited 0 with 64 x 2,048 tokens
+    what_if = "simulate --model llama2-7b --gpu a100-40gb --plan '<1,1>x16' --workload fixed:65536 --global-batch 64"
+    rc, out, err = cli(f"{what_if} --json")
+    assert rc == 2 and "has sequences of 65,536 tokens" in err
+    rc, out, _ = cli(f"{what_if} --json --beyond-capacity drop")
+    summary = json.loads(out)
+    assert rc == 0 and summary["dropped_pct"] == 100.0
 
 
 def test_what_if_matches_costmodel_replica_time(cli):
@@ -152,6 +171,6 @@ def test_a_re_plan_places_on_the_surviving_nodes_and_a_dead_cluster_ends_cleanly
     assert summary["steps"] == 4 and summary["stopped"] is None and len(summary["plans"]) >= 2
     assert "<8," not in summary["plans"][-1]  # after both: no node has 8 working GPUs
     every = " ".join(f"--fail 5:{g}" for g in range(16))
-    rc, out, err = cli(f"simulate --scenario real-7b --plan '<1,1>x2' {every} --steps 4 --json")
+    rc, out, err = cli(f"simulate --scenario real-7b --plan '<8,1>x1' {every} --steps 4 --json")
     assert rc == 0, err
     assert json.loads(out)["stopped"] == "every GPU of the cluster has failed"

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from lobra.costmodel import CostModel, parse_plan
 from lobra.policies.dispatchers import DispatcherConfig
+from lobra.policies.registry import PolicyError
 from lobra.sim import Cluster, Failure, Policy, SimConfig, SimError, Simulator
 from lobra.traces import StepSampler, load_scenario, parse_workload
 
@@ -191,25 +192,35 @@ def test_a_policy_plans_with_the_dispatch_settings_it_runs():
         Policy("p", "fixed-mbs", plan=PLAN)
 
 
-def test_every_sampled_token_is_trained_truncated_or_dropped_as_its_task_says():
-    """On <1,1> replicas (2K tokens), a truncating task's long sequences are cut to 2K and a dropping task's are
-    left out; the tasks table and the summary say how much of each."""
+@pytest.mark.parametrize("beyond", ["truncate", "drop"])
+def test_every_sampled_token_is_trained_truncated_or_dropped_as_the_run_says(beyond):
+    """On <1,1> replicas (2K tokens), long sequences are cut to 2K or left out, as --beyond-capacity says; the
+    tasks table and the summary say how much of each."""
     from lobra.costmodel import MemoryOptions
     from lobra.traces import parse_workload
 
-    def task(name, overflow):
+    def task(name):
         trace = {"synthetic": {"mean": 1800, "skewness": 1.0, "kurtosis": 2.0, "cap": 8192, "samples": 2000}}
-        return {"name": name, "trace": trace, "max_len": 8192, "global_batch_size": 16, "overflow": overflow}
+        return {"name": name, "trace": trace, "max_len": 8192, "global_batch_size": 16}
 
-    workload = parse_workload({"tasks": [task("cut", "truncate"), task("skip", "drop")]})
+    workload = parse_workload({"tasks": [task("a"), task("b")]})
     cost = CostModel.build("llama2-7b", "a100-40gb", memory=MemoryOptions(num_tasks=2))
-    policy = Policy("p", "balanced", plan=parse_plan("<1,1>x4"))
+    config = DispatcherConfig(beyond_capacity=beyond)
+    policy = Policy("p", "balanced", config, plan=parse_plan("<1,1>x4"))
     result = Simulator(workload, cost, 4, policy, SimConfig(steps=3)).run()
     tasks = result.tasks.set_index("task")
     parts = tasks[["trained_tokens", "truncated_tokens", "dropped_tokens"]].sum(axis=1)
     assert (parts == tasks["sampled_tokens"]).all() and (tasks["sampled_tokens"] > 0).all()
-    assert tasks.loc["cut", "truncated_tokens"] > 0 and tasks.loc["cut", "dropped_tokens"] == 0
-    assert tasks.loc["skip", "dropped_tokens"] > 0 and tasks.loc["skip", "truncated_tokens"] == 0
+    cut, kept = (
+        ("truncated_tokens", "dropped_tokens")
+        if beyond == "truncate"
+        else ("dropped_tokens", "truncated_tokens")
+    )
+    assert (tasks[cut] > 0).all() and (tasks[kept] == 0).all()
     s = result.summary
-    assert s["truncated_pct"] + s["dropped_pct"] == pytest.approx(s["cut_pct"])
+    assert s["truncated_pct"] + s["dropped_pct"] == pytest.approx(s["cut_pct"]) and s["cut_pct"] > 0
     assert result.steps["tokens"].sum() == tasks["trained_tokens"].sum()
+    with pytest.raises(PolicyError, match="task 'a' has sequences of"):  # the default, before anything runs
+        Simulator(
+            workload, cost, 4, Policy("p", "balanced", plan=parse_plan("<1,1>x4")), SimConfig(steps=3)
+        ).run()
