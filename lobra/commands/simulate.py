@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -12,7 +11,7 @@ from lobra.commands._common import print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel, parse_plan
-from lobra.io import atomic_write
+from lobra.io import atomic_write, check_writable, staged_dir
 from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 from lobra.policies.planners import PLANNERS
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
@@ -75,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_simulate(args) -> int:
     failures = _failures(args.fail)
+    if args.out:
+        check_writable(args.out)  # before the work, not after it
     workload, cost, num_gpus, name, steps = _simulated(args)
     policy = _policy(args)
     sim = SimConfig(
@@ -89,7 +90,8 @@ def cmd_simulate(args) -> int:
     )
     result = Simulator(workload, cost, num_gpus, policy, sim).run()
     if args.out:
-        result.write(args.out)
+        with staged_dir(args.out) as stage:  # the run's files replace the old ones together, or none do
+            result.write(stage)
     if args.json:
         print_json(result.summary)
         return 0
@@ -161,6 +163,8 @@ def cmd_compare(args) -> int:
     if args.steps < 1:
         raise SimError(f"--steps must be a positive integer, got {args.steps}")
     cost = cost_from_args(args, scenario)
+    if args.out:
+        check_writable(args.out)
     with tqdm(total=len(POLICIES), desc=f"compare {scenario.name}", disable=args.json) as bar:
 
         def progress(name: str) -> None:
@@ -183,14 +187,14 @@ def cmd_compare(args) -> int:
     if args.out:
         from lobra.analysis.plots import plot_compare
 
-        out = Path(args.out)
         df = pd.DataFrame(table)
-        atomic_write(out / "compare.csv", lambda p: df.to_csv(p, index=False))
-        atomic_write(out / "compare.json", lambda p: df.to_json(p, orient="records", indent=2))
         title = (
             f"{scenario.name}: {scenario.model} on {scenario.num_gpus} x {scenario.gpu}, {args.steps} steps"
         )
-        atomic_write(out / "compare.png", lambda p: plot_compare(table, title, p))
+        with staged_dir(args.out) as out:
+            atomic_write(out / "compare.csv", lambda p: df.to_csv(p, index=False))
+            atomic_write(out / "compare.json", lambda p: df.to_json(p, orient="records", indent=2))
+            atomic_write(out / "compare.png", lambda p: plot_compare(table, title, p))
     if args.json:
         print_json([r.to_dict() for r in rows])
         return 0

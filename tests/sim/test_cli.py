@@ -174,3 +174,61 @@ def test_a_re_plan_places_on_the_surviving_nodes_and_a_dead_cluster_ends_cleanly
     rc, out, err = cli(f"simulate --scenario real-7b --plan '<8,1>x1' {every} --steps 4 --json")
     assert rc == 0, err
     assert json.loads(out)["stopped"] == "every GPU of the cluster has failed"
+
+
+def test_simulate_out_is_checked_before_the_run(cli, tmp_path, monkeypatch):
+    """--out into an unwritable place used to fail only after the whole simulation."""
+    from lobra.commands import simulate
+
+    def never(self):
+        raise AssertionError("simulated although --out cannot be written")
+
+    monkeypatch.setattr(simulate.Simulator, "run", never)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = {
+        str(afile): "exists and is not a folder",
+        str(afile / "sub"): f"{afile} is not a folder",
+        "/proc/lobra-out": "cannot write in output folder /proc/lobra-out",  # read-only even for root
+    }
+    for out, message in cases.items():
+        rc, _, err = cli(f"simulate --scenario real-7b --plan '<8,1>x1' --steps 1 --out {out}")
+        assert rc == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_simulate_out_is_replaced_whole_or_not_at_all(cli, tmp_path, monkeypatch):
+    """A full disk while writing used to leave new tables beside a stale summary.json (or a truncated trace.json):
+    now the run's files are staged beside --out and move in only when every one is written."""
+    import errno
+    import stat
+
+    out = tmp_path / "run"
+    base = "simulate --scenario real-7b --plan '<8,1>x1' --json --out " + str(out)
+    rc, first, _ = cli(base + " --steps 1")
+    assert rc == 0
+    (out / "notes.txt").write_text("mine")  # another file in the folder: left alone
+    files = sorted(p.name for p in out.iterdir())
+    assert {"summary.json", "trace.json", "steps.csv", "steps.parquet", "events.csv"} <= set(files)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in out.iterdir() if p.name != "notes.txt")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    from lobra.sim import records
+
+    real = records.write_json
+
+    def full_disk(path, payload, indent=2):
+        if path.name == "trace.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, payload, indent)
+
+    monkeypatch.setattr(records, "write_json", full_disk)
+    rc, _, err = cli(base + " --steps 2")
+    assert rc == 2 and err.count("\n") == 1 and "No space left on device" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the first run's outputs, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no stage left behind
+    monkeypatch.setattr(records, "write_json", real)
+    rc, second, _ = cli(base + " --steps 2")
+    assert rc == 0 and json.loads((out / "summary.json").read_text()) == json.loads(second) != json.loads(
+        first
+    )
+    assert (out / "notes.txt").read_text() == "mine"
