@@ -4,11 +4,14 @@ checkpoints/step_<n>/ holds the state after n completed steps: lora_state.safete
 "exp_avg", "exp_avg_sq" in the FlatLayout of executor.sync), state.json (step, sampler state, each task's optimizer
 step count, a fingerprint of tasks and model), the records tables, and adapters/<task>/ in peft's format. Being
 unsharded it restores onto any plan. Rank 0 writes it into a temporary folder and renames it into place, so a
-folder named step_<n> is always complete; a crash leaves at most a stray .tmp-* folder, which is ignored.
+folder named step_<n> is always complete; a crash leaves at most a stray .tmp-* folder, which is ignored. state.json
+holds the SHA-256 of the tensors file: a checkpoint damaged later (a truncated copy, a bad disk) is found before
+launch, and --resume falls back to the newest intact one (`intact_checkpoint`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -41,6 +44,42 @@ def checkpoint_dirs(root: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(root: str | Path) -> Path | None:
     found = checkpoint_dirs(root)
     return found[-1][1] if found else None
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def damage(path: Path) -> str | None:
+    """Why the checkpoint cannot be resumed from, or None when it is intact."""
+    try:
+        state = json.loads((path / STATE_NAME).read_text())
+    except (OSError, ValueError) as err:
+        return f"{STATE_NAME} is unreadable ({err})"
+    expected = state.get("sha256", {}).get(TENSORS_NAME) if isinstance(state, dict) else None
+    if expected is None:
+        return f"{STATE_NAME} has no checksum of {TENSORS_NAME}"
+    try:
+        if sha256(path / TENSORS_NAME) != expected:
+            return f"{TENSORS_NAME} does not match its checksum (truncated or changed since it was written)"
+    except OSError as err:
+        return f"{TENSORS_NAME} is unreadable ({err.strerror or err})"
+    return None
+
+
+def intact_checkpoint(root: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that is intact, and a line on each newer one passed over as damaged."""
+    passed = []
+    for _, path in reversed(checkpoint_dirs(root)):
+        problem = damage(path)
+        if problem is None:
+            return path, passed
+        passed.append(f"{path.name}: {problem}")
+    return None, passed
 
 
 def gather_state(lora: LoraState, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
@@ -101,7 +140,8 @@ def save_checkpoint(
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / TENSORS_NAME))
     records.write(tmp, parquet=False)
     write_adapters(tmp / "adapters")
-    (tmp / STATE_NAME).write_text(json.dumps({**state, "step": step}, indent=1))
+    checksum = {TENSORS_NAME: sha256(tmp / TENSORS_NAME)}
+    (tmp / STATE_NAME).write_text(json.dumps({**state, "step": step, "sha256": checksum}, indent=1))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -19,6 +19,10 @@ DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "float64", "bfloat16")
 DEFAULT_OUT = "out/execute"
 DEFAULT_MODEL = "tiny"
+# A collective that waits longer than this ends the run with a message (a rank stopped, hung or far slower):
+# minutes on CPUs, where nothing legitimately takes long; more on CUDA, where a first step may compile and load.
+DEFAULT_COLLECTIVE_TIMEOUT_S = {"cpu": 180.0, "cuda": 900.0}
+FAIL_MODES = ("crash", "stall")
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ class ExecutorConfig:
     dtype: str = "auto"
     data: str | None = None
     dump_grads: bool = False
-    fail_at_step: int | None = None  # testing: one rank dies in this step (0-based), simulating a crash
+    collective_timeout: float | None = None  # seconds; None: DEFAULT_COLLECTIVE_TIMEOUT_S of the device
+    fail_at_step: int | None = None  # testing: one rank dies (or stalls) in this step (0-based)
     fail_rank: int = 0
+    fail_mode: str = "crash"  # testing: "crash" exits like a killed process, "stall" hangs like a stopped one
 
     def __post_init__(self) -> None:
         if (self.scenario is None) == (self.tasks is None):
@@ -69,6 +75,13 @@ class ExecutorConfig:
             raise ExecutorError(f"fail_at_step must be an integer >= 0, got {self.fail_at_step!r}")
         if not isinstance(self.fail_rank, int) or self.fail_rank < 0:
             raise ExecutorError(f"fail_rank must be an integer >= 0, got {self.fail_rank!r}")
+        if self.fail_mode not in FAIL_MODES:
+            raise ExecutorError(f"fail_mode must be one of {', '.join(FAIL_MODES)}, got {self.fail_mode!r}")
+        timeout = self.collective_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
+        ):
+            raise ExecutorError(f"collective_timeout must be a positive number of seconds, got {timeout!r}")
 
     # -- argv round trip --------------------------------------------------------------------------------------
     @classmethod
@@ -145,5 +158,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dump-grads", action="store_true", help="also write every step's synced LoRA gradients (debugging)"
     )
+    parser.add_argument(
+        "--collective-timeout",
+        type=float,
+        metavar="S",
+        help="end the run when a collective waits longer than S seconds, e.g. on a stopped rank (default "
+        + ", ".join(f"{s:g} on {d}" for d, s in DEFAULT_COLLECTIVE_TIMEOUT_S.items())
+        + ")",
+    )
     parser.add_argument("--fail-at-step", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--fail-rank", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--fail-mode", choices=FAIL_MODES, default="crash", help=argparse.SUPPRESS)

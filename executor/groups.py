@@ -65,7 +65,9 @@ class ReplicaGroups:
     tp_ranks: list[int]
 
 
-def build_groups(plan: DeploymentPlan, rank: int) -> ReplicaGroups:
+def build_groups(plan: DeploymentPlan, rank: int, timeout=None) -> ReplicaGroups:
+    """timeout: of every collective in the groups (a new group does not inherit the world's; torch's default is
+    30 minutes)."""
     import torch.distributed as dist
 
     mine = placements(plan)[rank]
@@ -73,12 +75,12 @@ def build_groups(plan: DeploymentPlan, rank: int) -> ReplicaGroups:
     tp_ranks: list[int] = []
     for replica, config in enumerate(plan.replicas):
         ranks = [p.rank for p in placements(plan) if p.replica == replica]
-        group = dist.new_group(ranks)
+        group = dist.new_group(ranks, timeout=timeout)
         if replica == mine.replica:
             replica_group = group
         for stage in range(config.pp):
             stage_ranks = ranks[stage * config.tp : (stage + 1) * config.tp]
-            sub = group if config.pp == 1 else dist.new_group(stage_ranks)
+            sub = group if config.pp == 1 else dist.new_group(stage_ranks, timeout=timeout)
             if replica == mine.replica and stage == mine.stage:
                 tp_group, tp_ranks = sub, stage_ranks
     return ReplicaGroups(replica_group, tp_group, tp_ranks)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -15,12 +17,13 @@ import torch.distributed as dist
 from lobra.executor.checkpoint import (
     check_fingerprint,
     gather_state,
-    latest_checkpoint,
+    intact_checkpoint,
     load_checkpoint,
     restore_state,
     save_checkpoint,
 )
 from lobra.executor.data import DatasetTokens, SyntheticTokens, step_keys
+from lobra.executor.errors import ExecutorError
 from lobra.executor.groups import build_groups, placements
 from lobra.executor.model import TORCH_DTYPES, AdapterSpec, Stage, build_base_model, inject_lora
 from lobra.executor.parallel import apply_pp, apply_tp
@@ -39,7 +42,7 @@ from lobra.io import atomic_write
 def build_runtime(run: ResolvedRun, rank: int, device: torch.device) -> Runtime:
     cfg = run.config
     place = placements(run.plan)[rank]
-    groups = build_groups(run.plan, rank)
+    groups = build_groups(run.plan, rank, timedelta(seconds=run.collective_timeout_s))
     adapters = [AdapterSpec.of(t) for t in run.workload]
     model = build_base_model(run.model, run.weights_dir, cfg.seed, TORCH_DTYPES[run.dtype], device)
     batch = inject_lora(model, adapters, cfg.seed)
@@ -75,7 +78,9 @@ def train(rt: Runtime) -> None:
     optimizer_steps = dict.fromkeys(rt.tasks, 0)
     start = 0
     if cfg.resume:
-        path = latest_checkpoint(cfg.checkpoint_dir)
+        path, _ = intact_checkpoint(cfg.checkpoint_dir)  # the one the launcher checked (and said why)
+        if path is None:
+            raise ExecutorError(f"--resume: no intact checkpoint under {cfg.checkpoint_dir}")
         tensors, state, records = load_checkpoint(path)
         check_fingerprint(state.get("fingerprint", {}), run.fingerprint, path)
         sampler = StepSampler.from_state(run.workload, state["sampler"])
@@ -88,7 +93,7 @@ def train(rt: Runtime) -> None:
         task_steps = {name: sampler.steps_done(name) for name in rt.tasks}
         raw = sampler.next_step()
         items = [StepItem(task, int(n)) for task, n in raw]
-        hook = _crash if cfg.fail_at_step == step and rank == cfg.fail_rank else None
+        hook = FAILURES[cfg.fail_mode] if cfg.fail_at_step == step and rank == cfg.fail_rank else None
         result = train_step(rt, items, step_keys(raw, task_steps), hook)
         for task, n in result.targets.items():
             optimizer_steps[task] += int(n > 0)
@@ -165,6 +170,14 @@ def _dump_grads(rt: Runtime, path: Path, result: StepResult) -> None:
 def _crash(micro_batch: int) -> None:
     """--fail-at-step: die like a killed process, mid-step, after the first micro-batch's forward pass."""
     os._exit(1)
+
+
+def _stall(micro_batch: int) -> None:
+    """--fail-at-step --fail-mode stall: hang there like a stopped process (SIGSTOP) until killed."""
+    time.sleep(24 * 3600)
+
+
+FAILURES = {"crash": _crash, "stall": _stall}
 
 
 def _log(rank: int, message: str) -> None:

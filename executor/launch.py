@@ -6,18 +6,30 @@ nodes, start `torchrun --nnodes ... -m lobra.executor.launch <flags>` yourself o
 environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT); --out must then be on a filesystem every
 node sees (rank 0 writes checkpoints, every rank reads them on --resume). `python -m lobra.executor.launch` without
 torchrun runs one rank (a plan of one GPU). Backend: nccl with CUDA, gloo on CPUs.
+
+The launcher holds the output folder's lock (lobra.io.OutputLock) for the job's life and passes SIGINT and SIGTERM
+on to torchrun, which stops the ranks: a scheduler stops a job by signalling the launcher. Ranks started without
+the launcher take the lock on rank 0. A collective that waits past --collective-timeout ends the rank with a line
+saying so instead of hanging on a stopped rank.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 from lobra.executor.config import ExecutorConfig, add_arguments
+
+from lobra.io import OutputLock
+
+LOCK_HELD = "LOBRA_OUTPUT_LOCKED"  # set for the ranks of a launcher that holds the lock
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -52,11 +64,34 @@ def launch(cfg: ExecutorConfig, nproc: int, *, log: str | os.PathLike | None = N
     # Up to a few ranks share a few cores: one intra-op thread each, or they fight over the cores.
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    env[LOCK_HELD] = "1"
     command = torchrun_command(cfg, nproc, free_port())
-    if log is None:
-        return subprocess.run(command, env=env).returncode
-    with open(log, "w") as sink:
-        return subprocess.run(command, env=env, stdout=sink, stderr=subprocess.STDOUT).returncode
+    sink = open(log, "w") if log is not None else None  # noqa: SIM115 (closed below, after the job)
+    try:
+        output = {} if sink is None else {"stdout": sink, "stderr": subprocess.STDOUT}
+        return wait_forwarding(subprocess.Popen(command, env=env, **output))
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def wait_forwarding(proc: subprocess.Popen) -> int:
+    """Wait for the job, passing SIGINT and SIGTERM on to it; its exit status, or 128 + the first signal."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return proc.wait()
+    received: list[int] = []
+
+    def forward(signum, _frame) -> None:
+        received.append(signum)
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 + received[0] if received else rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +114,8 @@ def run_rank(cfg: ExecutorConfig) -> int:
     # Every rank checks the inputs before the rendezvous; only the outputs check is rank 0's (before anything
     # is written, since no rank writes before init_process_group has gathered them all).
     run = resolve(cfg, world, check_outputs=rank == 0)
+    if rank == 0 and not os.environ.get(LOCK_HELD):
+        OutputLock(cfg.out_dir, "execute").acquire()  # held until this process ends
     if run.device == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
@@ -87,13 +124,20 @@ def run_rank(cfg: ExecutorConfig) -> int:
         device = torch.device("cpu")
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         backend = "gloo"
-    dist.init_process_group(backend, timeout=timedelta(minutes=10))
+    timeout = run.collective_timeout_s
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     try:
         train(build_runtime(run, rank, device))
         dist.barrier()  # every rank is done before any leaves
-    except BaseException:
-        dist.destroy_process_group()
-        raise
+    except BaseException as err:
+        if "Timed out" not in str(err):  # gloo's and nccl's words for a collective past its timeout
+            dist.destroy_process_group()
+            raise
+        sys.stderr.write(
+            f"lobra: execute: rank {rank}: a collective waited more than {timeout:g} s (a rank stopped, hung or"
+            " is far slower); --collective-timeout sets the limit\n"
+        )
+        return 1  # no teardown: it would wait on the same missing rank
     return 0  # the process groups go with the process (exit_now)
 
 

@@ -6,15 +6,18 @@ Run once by the CLI before launching (so bad input fails with one line and nothi
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions, ModelSpec, load_model_spec, parse_plan
 from lobra.costmodel.errors import CostModelError
-from lobra.executor.config import DEFAULT_MODEL, ExecutorConfig
+from lobra.executor.config import DEFAULT_COLLECTIVE_TIMEOUT_S, DEFAULT_MODEL, ExecutorConfig
 from lobra.executor.errors import ExecutorError
 from lobra.traces import Workload, load_scenario, load_workload
 from lobra.traces.tasks import LORA_TARGETS
+
+from lobra.io import check_writable
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -37,6 +40,10 @@ class ResolvedRun:
     cost: CostModel
     device: str  # "cpu" or "cuda"
     dtype: str  # "float32", "float64" or "bfloat16"
+
+    @property
+    def collective_timeout_s(self) -> float:
+        return self.config.collective_timeout or DEFAULT_COLLECTIVE_TIMEOUT_S[self.device]
 
     @property
     def fingerprint(self) -> dict:
@@ -91,8 +98,10 @@ def resolve(cfg: ExecutorConfig, world_size: int, *, check_outputs: bool = True)
         if cost.max_tokens(config) == 0:
             raise ExecutorError(f"plan {plan}: replica {config} cannot hold {model.name} on {gpu}")
     from lobra.policies.dispatchers import get_dispatcher
+    from lobra.policies.dispatchers.base import check_capacity
 
     get_dispatcher(cfg.dispatcher, cfg.dispatch)  # unknown names and refused settings fail here
+    check_capacity(workload.longest, plan, cost, cfg.dispatch.beyond_capacity)  # not at step 40
     if cfg.data is not None:
         from lobra.executor.data import dataset_file
 
@@ -125,15 +134,23 @@ def _cuda_gpu_name() -> str:
 
 
 def _check_outputs(run: ResolvedRun) -> None:
-    from lobra.executor.checkpoint import check_fingerprint, latest_checkpoint, read_state
+    """--out can be written, holds no checkpoints unless resuming, and resuming has an intact one of this run."""
+    from lobra.executor.checkpoint import check_fingerprint, checkpoint_dirs, intact_checkpoint, read_state
 
     cfg = run.config
-    latest = latest_checkpoint(cfg.checkpoint_dir)
-    if cfg.resume and latest is None:
-        raise ExecutorError(f"--resume: no complete checkpoint under {cfg.checkpoint_dir}")
-    if not cfg.resume and latest is not None:
-        raise ExecutorError(
-            f"{cfg.checkpoint_dir} already holds checkpoints; pass --resume or choose another --out"
+    check_writable(cfg.out_dir)
+    if not cfg.resume:
+        if checkpoint_dirs(cfg.checkpoint_dir):
+            raise ExecutorError(
+                f"{cfg.checkpoint_dir} already holds checkpoints; pass --resume or choose another --out"
+            )
+        return
+    path, damaged = intact_checkpoint(cfg.checkpoint_dir)
+    if path is None:
+        found = f" ({'; '.join(damaged)})" if damaged else ""
+        raise ExecutorError(f"--resume: no intact checkpoint under {cfg.checkpoint_dir}{found}")
+    for line in damaged:
+        sys.stderr.write(
+            f"lobra: execute: passing over damaged checkpoint {line}; resuming from {path.name}\n"
         )
-    if latest is not None:
-        check_fingerprint(read_state(latest).get("fingerprint", {}), run.fingerprint, latest)
+    check_fingerprint(read_state(path).get("fingerprint", {}), run.fingerprint, path)

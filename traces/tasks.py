@@ -40,8 +40,10 @@ TASK_KEYS = (
 REQUIRED_KEYS = ("name", "trace", "global_batch_size", "max_len")
 SYNTHETIC_KEYS = ("mean", "skewness", "kurtosis", "cap", "samples", "seed")
 TOP_KEYS = ("tasks", "description")
-# Task names become adapter names and file names: keep them to a safe alphabet.
+# Task names become adapter names and file names (adapters/<task>/, checkpoint keys): a safe alphabet, and short
+# enough that every path built from one stays far below the 255-byte limit of a file name.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+MAX_NAME_LEN = 64
 
 
 def _is_int(v) -> bool:
@@ -69,10 +71,16 @@ class TaskSpec:
     arrival_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name) or len(self.name) > MAX_NAME_LEN:
             # No "task ..." prefix: the file parser adds "task #i" since there is no name to show.
+            shown = (
+                self.name
+                if not isinstance(self.name, str) or len(self.name) <= 80
+                else self.name[:77] + "..."
+            )
             raise TraceError(
-                f"name must be a non-empty string of letters, digits, '_', '.', '-', got {self.name!r}"
+                f"name must be 1-{MAX_NAME_LEN} letters, digits, '_', '.', '-' (starting with a letter or digit),"
+                f" got {shown!r}"
             )
 
         def bad(key: str, what: str):

@@ -30,7 +30,7 @@ def test_execute_is_registered():
         ({"--model": "no-such-model"}, "unknown model 'no-such-model'"),
         ({"--steps": "0"}, "steps must be an integer >= 1"),
         ({"--nproc": "0"}, "--nproc must be a positive integer"),
-        ({"--resume": True}, "no complete checkpoint"),
+        ({"--resume": True}, "no intact checkpoint"),
         ({"--dispatcher": "nope"}, "unknown dispatcher 'nope'"),
         ({"--data": "no-such-dir"}, "no alpha.parquet or alpha.jsonl"),
         ({"--tasks": None, "--scenario": "no-such-scenario"}, "unknown scenario 'no-such-scenario'"),

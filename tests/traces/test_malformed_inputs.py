@@ -85,11 +85,15 @@ CASES = {
     ),
     "bad task name": (
         "tasks:\n  - {name: 'a b', trace: codealpaca_2k, global_batch_size: 8, max_len: 512}\n",
-        ["task 'a b'", "name must be a non-empty string"],
+        ["task 'a b'", "name must be 1-64 letters"],
+    ),
+    "task name too long for a file name": (
+        "tasks:\n  - {name: " + "x" * 251 + ", trace: codealpaca_2k, global_batch_size: 8, max_len: 512}\n",
+        ["name must be 1-64 letters", "xxx...'"],
     ),
     "task name not a string": (
         "tasks:\n  - {name: 5, trace: codealpaca_2k, global_batch_size: 8, max_len: 512}\n",
-        ["task #1", "name must be a non-empty string", "got 5"],
+        ["task #1", "name must be 1-64 letters", "got 5"],
     ),
     "duplicate task names": (
         f"tasks:\n  - {TASK}}}\n  - {TASK}}}\n",
