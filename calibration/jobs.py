@@ -42,8 +42,6 @@ from lobra.costmodel.specs import load_model_spec
 from lobra.executor.errors import ExecutorError
 from lobra.executor.launch import free_port
 
-from lobra.io import write_text
-
 DEFAULT_SEQ_LENS = (32, 64, 128, 256, 384, 512, 768, 1024)
 DEFAULT_MBS = (1, 2, 4, 8)
 # A tiny-cpu step holds 32 sequences of at most 1,024 tokens in up to 16 length buckets, so its micro-batches stay
@@ -230,8 +228,10 @@ def run_job(argv: list[str], nproc: int, log: Path) -> None:
         cause = next(
             (e for e in errors if "ChildFailedError" not in e), (errors or lines or ["(no output)"])[-1]
         )
-        kept = Path(tempfile.gettempdir()) / f"lobra-calibrate-failed-{os.getpid()}-{log.name}"
-        write_text(kept, log.read_text())  # the job's folder is temporary
+        # The job's folder is temporary: the log is kept under a fresh, unpredictable name in the temp folder.
+        fd, kept = tempfile.mkstemp(prefix="lobra-calibrate-failed-", suffix=f"-{log.name}")
+        with os.fdopen(fd, "w") as f:
+            f.write(log.read_text())
         raise ExecutorError(
             f"calibration job {argv[1]} failed (exit status {rc}): {cause.strip()} (whole log: {kept})"
         )

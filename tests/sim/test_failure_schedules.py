@@ -68,7 +68,7 @@ def check(result, failures) -> None:
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(failures=schedules)
 def test_any_failure_schedule_ends_whole_or_with_a_reason(policy, failures):
     config = SimConfig(steps=STEPS, failures=tuple(failures), reconfig_s=15.0)
