@@ -10,6 +10,7 @@ from lobra.costmodel import CostModel
 from lobra.costmodel.memory import CHECKPOINTING
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.planners import PLANNERS, PlanResult, get_planner
+from lobra.policies.planners.base import SAMPLED_DISPATCH
 
 
 def add_cost_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p, only=("packing", "bucketing", "num_buckets", "time_limit_s", "node_limit", "beyond_capacity")
     )
     add_cost_arguments(p)
+    p.add_argument(
+        "--check-estimate",
+        action="store_true",
+        help="for a planner that scores plans by a surrogate (lobra), also dispatch its sampled steps on the chosen"
+        " plan as they will run, and report both (slower: seconds per step with balanced-ilp)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
 
@@ -93,10 +100,19 @@ def cmd_plan(args) -> int:
     scenario = scenario_from_args(args)
     planned = DispatcherConfig.from_args(args, PLANNERS.get(args.planner).dispatcher_config)
     planner = get_planner(args.planner, dispatcher_config=planned, **planner_options(args))
-    result = planner.plan(scenario.workload, cost_from_args(args, scenario), scenario.num_gpus)
+    cost = cost_from_args(args, scenario)
+    result = planner.plan(scenario.workload, cost, scenario.num_gpus)
+    dispatched = None
+    if args.check_estimate and result.estimate != SAMPLED_DISPATCH:  # a surrogate: and what dispatching gives
+        dispatched = planner.dispatched_step_time(result, scenario.workload, cost)
     if args.json:
-        d = result.to_dict()
+        d = result.to_dict() | ({} if dispatched is None else {"dispatched_step_time_s": dispatched})
         print_json({k: d[k] for k in ("plan", "step_time_s", "gpu_seconds_per_step", "planning_time_s")} | d)
     else:
         print(describe(result))
+        if dispatched is not None:
+            print(
+                f"  sampled steps dispatched {dispatched:.3f} s ({100 * (result.step_time_s / dispatched - 1):+.1f}%"
+                f" by the surrogate): what the simulation of {result.dispatcher} should give"
+            )
     return 0

@@ -196,6 +196,15 @@ class Planner:
     def search(self, workload: Workload, sample: WorkloadSample, cost: CostModel, num_gpus: int):
         raise NotImplementedError
 
+    def dispatched_step_time(self, result: PlanResult, workload: Workload, cost: CostModel) -> float:
+        """The chosen plan's mean step time over the planner's sampled steps dispatched as they will run: the
+        estimate a planner scored by a surrogate (its `estimate` says which) is checked against (seconds)."""
+        if result.plan is None:
+            return result.step_time_s  # task-sequential's estimate is already the sampled dispatch
+        cost = cost.with_memory(workload_memory(workload, cost.memory))
+        sample = WorkloadSample.draw(workload, self.config.sample_steps, self.config.seed)
+        return evaluate_plan(result.plan, sample, cost, self.dispatcher, self.dispatcher_config)
+
 
 @dataclass(frozen=True)
 class SearchResult:
