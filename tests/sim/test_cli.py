@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -232,3 +233,33 @@ def test_simulate_out_is_replaced_whole_or_not_at_all(cli, tmp_path, monkeypatch
         first
     )
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_trace_longer_than_any_config_is_not_planned_silently(cli, tmp_path):
+    """A trace of 50K-200K tokens was planned at 16,384 tokens without a word."""
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(50_000, 200_000, 300)
+    trace = pd.DataFrame(
+        {
+            "sample_id": range(300),
+            "prompt_tokens": lengths - 10,
+            "response_tokens": 10,
+            "total_tokens": lengths,
+        }
+    )
+    trace.to_csv(tmp_path / "long.csv", index=False)
+    tasks = tmp_path / "long.yaml"
+    tasks.write_text("tasks:\n  - {name: longctx, trace: long.csv, max_len: 262144, global_batch_size: 8}\n")
+    base = f"plan --tasks {tasks} --model llama2-7b --gpu a100-40gb --num-gpus 16 --json"
+    rc, out, err = cli(base)
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert f"task 'longctx' has sequences of {int(lengths.max()):,} tokens" in err
+    assert (
+        "the largest config of llama2-7b that fits 16 x a100-40gb holds 16,384 (the cost model's limit)"
+        in err
+    )
+    rc, out, _ = cli(base + " --beyond-capacity truncate")
+    result = json.loads(out)
+    assert rc == 0 and result["beyond_capacity"] == "truncate"
+    expected = 100 * (1 - 16384 / lengths.mean())  # every sequence cut to 16K: about the whole-trace share
+    assert result["cut_pct"] == pytest.approx(expected, abs=5)
