@@ -200,7 +200,7 @@ class Workload:
             raise TraceError(f"unknown task {name!r}; tasks: {', '.join(self.names)}")
         return self._by_name[name]
 
-    @property
+    @cached_property
     def longest(self) -> dict[str, int]:
         """Each task's longest sequence (after its max_len): what a plan must hold to train every token."""
         return {t.name: int(t.lengths.max()) for t in self.tasks}

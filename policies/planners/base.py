@@ -97,9 +97,8 @@ class PlanResult:
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
     estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
     lower_bound_cut_pct: float = 0.0  # sampled tokens beyond every config of the cluster, not in the bound
-    cut_pct: float = (
-        0.0  # sampled tokens beyond the plan's largest replica: truncated or dropped, as configured
-    )
+    # sampled tokens beyond the plan's largest replica: truncated or dropped, as configured
+    cut_pct: float = 0.0
 
     @property
     def gpu_seconds_per_step(self) -> float:
