@@ -42,14 +42,35 @@ def plot_fit(df: pd.DataFrame, fit, path: str | Path) -> None:
 
 
 def plot_compare(rows: list[dict], title: str, path: str | Path) -> None:
-    """GPU-seconds per step by policy, each bar labelled with its reduction against Task-Fused."""
+    """GPU-seconds per step by policy, each bar labelled with its change against Task-Fused; the bounds are lines
+    (no policy runs at them), the exhaustive optimum a hatched bar."""
+    from matplotlib.patches import Patch
+
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    names = [r["policy"] for r in rows]
-    values = [r["gpu_seconds_per_step"] for r in rows]
-    colors = ["0.55" if n.startswith("task-") else ("0.85" if n == "lower-bound" else "C0") for n in names]
-    colors = ["C3" if n == "lobra-plus" else c for n, c in zip(names, colors, strict=True)]
-    bars = ax.bar(names, values, color=colors, edgecolor="black", linewidth=0.6)
-    for bar, row in zip(bars, rows, strict=True):
+    runs = [r for r in rows if r["policy"] not in ("lower-bound", "integer-bound")]
+    kinds = {  # colour and legend entry of each kind of run
+        "baseline": ("0.6", ""),
+        "LobRA and its ablations": ("C0", ""),
+        "lobra-plus (ours)": ("C3", ""),
+        "best plan, all tried": ("white", "//"),
+    }
+
+    def kind(name: str) -> str:
+        if name.startswith("task-"):
+            return "baseline"
+        return {"lobra-plus": "lobra-plus (ours)", "optimum": "best plan, all tried"}.get(
+            name, "LobRA and its ablations"
+        )
+
+    bars = ax.bar(
+        [r["policy"] for r in runs],
+        [r["gpu_seconds_per_step"] for r in runs],
+        color=[kinds[kind(r["policy"])][0] for r in runs],
+        hatch=[kinds[kind(r["policy"])][1] for r in runs],
+        edgecolor="black",
+        linewidth=0.6,
+    )
+    for bar, row in zip(bars, runs, strict=True):
         label = f"{-row['vs_task-fused_pct']:+.0f}%" if row["policy"] != "task-fused" else "baseline"
         ax.annotate(
             label,
@@ -60,10 +81,22 @@ def plot_compare(rows: list[dict], title: str, path: str | Path) -> None:
             xytext=(0, 2),
             textcoords="offset points",
         )
+    handles = [
+        Patch(facecolor=c, hatch=h, edgecolor="black", label=k)
+        for k, (c, h) in kinds.items()
+        if any(kind(r["policy"]) == k for r in runs)
+    ]
+    for r in rows:
+        if r["policy"] in ("lower-bound", "integer-bound"):
+            style = ":" if r["policy"] == "lower-bound" else "--"
+            label = "fluid lower bound" if r["policy"] == "lower-bound" else "integer lower bound"
+            handles.append(ax.axhline(r["gpu_seconds_per_step"], color="0.3", ls=style, lw=1, label=label))
+    ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.9)
+    ax.set_xlabel("policy")
     ax.set_ylabel("GPU-seconds per step")
     ax.set_title(f"{title}\n(labels: change against Task-Fused)", fontsize=10)
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    ax.margins(y=0.12)
+    ax.set_ylim(0, 1.3 * max(r["gpu_seconds_per_step"] for r in rows))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     _save(fig, path)

@@ -14,6 +14,7 @@ from lobra.costmodel import CostModel, parse_plan
 from lobra.io import atomic_write, check_writable, staged_dir
 from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 from lobra.policies.planners import PLANNERS
+from lobra.policies.planners.certify import EXHAUSTIVE_MAX_GPUS
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator
 from lobra.sim.compare import POLICIES, compare, reductions
@@ -165,7 +166,8 @@ def cmd_compare(args) -> int:
     cost = cost_from_args(args, scenario)
     if args.out:
         check_writable(args.out)
-    with tqdm(total=len(POLICIES), desc=f"compare {scenario.name}", disable=args.json) as bar:
+    runs = len(POLICIES) + (scenario.num_gpus <= EXHAUSTIVE_MAX_GPUS)  # and the optimum, on a small cluster
+    with tqdm(total=runs, desc=f"compare {scenario.name}", disable=args.json) as bar:
 
         def progress(name: str) -> None:
             bar.set_postfix_str(name)
@@ -209,6 +211,8 @@ def cmd_compare(args) -> int:
                 "vs_task-sequential_pct": "vs_seq_%",
                 "vs_task-fused_pct": "vs_fused_%",
                 "above_lower_bound_pct": "above_LB_%",
+                "above_integer_bound_pct": "above_IB_%",
+                "equal_work_gpu_seconds": "equal_work_GPU_s",
             }
         ),
         floatfmt="{:.3g}",

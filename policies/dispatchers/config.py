@@ -13,6 +13,7 @@ never change what a command did before.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -81,7 +82,10 @@ class DispatcherConfig:
         for name in only or FLAGS:
             flag, kwargs = FLAGS[name]
             default = defaults.get(name)
-            help_ = kwargs["help"] + ("" if default is None else f" (default {default})")
+            help_ = kwargs["help"]
+            if default is not None:  # the command's default replaces the setting's own
+                shown = f"{default:g}" if isinstance(default, float) else default
+                help_ = re.sub(r" \(default [^)]*\)$", "", help_) + f" (default {shown})"
             group.add_argument(flag, dest=name, default=default, **{**kwargs, "help": help_})
 
     @classmethod
