@@ -12,6 +12,7 @@ from lobra import __version__
 COMMANDS = [
     "demo",
     "scenarios",
+    "tasks",
     "traces",
     "plan",
     "simulate",

@@ -55,6 +55,7 @@ class ScenarioDef:
     num_gpus: int
     min_gpus: int = 1
     max_gpus: int = 4096
+    gpus_why: str = ""  # why the GPU range is what it is (said when a count outside it is refused)
 
     def __post_init__(self) -> None:
         if not _is_int(self.num_gpus) or not 1 <= self.min_gpus <= self.num_gpus <= self.max_gpus:
@@ -102,6 +103,7 @@ for _defn in [
         64,
         min_gpus=16,
         max_gpus=256,
+        gpus_why="the range of the paper's scalability study",
     ),
     ScenarioDef(
         "real-7b",
@@ -127,6 +129,7 @@ for _defn in [
         "cpu",
         4,
         max_gpus=16,
+        gpus_why="each GPU is a process on this machine's CPU cores",
     ),
 ]:
     register_scenario(_defn)
@@ -145,8 +148,11 @@ def load_scenario(name: str, num_gpus: int | None = None) -> Scenario:
     defn = SCENARIOS[name]
     if num_gpus is not None:
         if not _is_int(num_gpus) or not defn.min_gpus <= num_gpus <= defn.max_gpus:
+            why = f" ({defn.gpus_why})" if defn.gpus_why else ""
             raise TraceError(
-                f"scenario {name!r} runs on {defn.min_gpus}..{defn.max_gpus} GPUs, got num_gpus {num_gpus!r}"
+                f"scenario {name!r} runs on {defn.min_gpus}..{defn.max_gpus} GPUs{why}, got num_gpus {num_gpus!r};"
+                f" for another count use its tasks: --tasks {SCENARIO_DIR / defn.tasks_file} --model {defn.model}"
+                f" --gpu {defn.gpu} --num-gpus N"
             )
     return Scenario(
         name,
@@ -165,6 +171,9 @@ def check_model(model: str) -> str:
     path = Path(model)
     if (path.suffix == ".json" and path.is_file()) or (path.is_dir() and (path / "config.json").is_file()):
         return model
+    if path.suffix == ".json" or path.is_dir():  # meant as a path: say what is missing, not "unknown model"
+        missing = path if path.suffix == ".json" else path / "config.json"
+        raise TraceError(f"model config {str(missing)!r} does not exist")
     raise TraceError(
         f"unknown model {model!r}; choose from {', '.join(MODEL_CONFIGS)} or an existing config .json"
     )
@@ -174,6 +183,8 @@ def check_gpu(gpu: str) -> str:
     """A known GPU name, or an existing GPU spec .json path."""
     if gpu in GPUS or (Path(gpu).suffix == ".json" and Path(gpu).is_file()):
         return gpu
+    if Path(gpu).suffix == ".json":
+        raise TraceError(f"GPU spec {gpu!r} does not exist")
     raise TraceError(f"unknown GPU {gpu!r}; choose from {', '.join(GPUS)} or an existing GPU spec .json")
 
 

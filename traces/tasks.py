@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 from lobra.traces.errors import TraceError
-from lobra.traces.synthetic import SyntheticSpec, synthetic_trace
-from lobra.traces.trace import Trace, TraceStats, length_stats, load_trace
+from lobra.traces.synthetic import DEFAULT_CAP, DEFAULT_SAMPLES, SyntheticSpec, synthetic_trace
+from lobra.traces.trace import Trace, TraceStats, did_you_mean, length_stats, load_trace
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -38,6 +38,35 @@ TASK_KEYS = (
     "arrival_s",
 )
 REQUIRED_KEYS = ("name", "trace", "global_batch_size", "max_len")
+# Every field of a task, with its default and meaning: `lobra tasks fields` prints this, docs/tasks.md explains it.
+FIELD_DOCS = {
+    "name": ("required", "the tenant's task: 1-64 letters, digits, '_', '.', '-'; names its adapter folder"),
+    "trace": (
+        "required",
+        "sequence lengths: a shipped trace name, a CSV path (relative to the file) with a"
+        " total_tokens column, or {synthetic: {mean, skewness, kurtosis, ...}}",
+    ),
+    "global_batch_size": ("required", "sequences of this task in every step (summed over all replicas)"),
+    "max_len": ("required", "longest sequence trained, tokens; longer ones are cut or dropped (overflow)"),
+    "overflow": ("truncate", "sequences over max_len: truncate (keep the first max_len tokens) or drop"),
+    "rank": ("16", "LoRA rank r"),
+    "alpha": ("32", "LoRA alpha (the update is scaled by alpha / rank)"),
+    "targets": (
+        ",".join(DEFAULT_TARGETS),
+        "modules given LoRA: a list or comma-separated, among " + ", ".join(LORA_TARGETS),
+    ),
+    "steps": (f"{DEFAULT_STEPS}", "steps the task trains (give steps or epochs, not both)"),
+    "epochs": ("-", "passes over the trace instead of steps (may be fractional)"),
+    "arrival_s": ("0", "seconds after the start the task arrives (online scenarios)"),
+}
+SYNTHETIC_DOCS = {
+    "mean": ("required", "mean length, tokens"),
+    "skewness": ("required", "skewness g1 of the lengths"),
+    "kurtosis": ("required", "excess kurtosis g2 of the lengths (0 for a normal distribution)"),
+    "cap": (f"{DEFAULT_CAP}", "longest length drawn, tokens"),
+    "samples": (f"{DEFAULT_SAMPLES}", "lengths drawn"),
+    "seed": ("0", "orders the samples (the values depend on the other fields only)"),
+}
 SYNTHETIC_KEYS = ("mean", "skewness", "kurtosis", "cap", "samples", "seed")
 TOP_KEYS = ("tasks", "description")
 # Task names become adapter names and file names (adapters/<task>/, checkpoint keys): a safe alphabet, and short
@@ -270,7 +299,8 @@ def _parse_task(item: Any, index: int) -> TaskSpec:
     label = f"task {name!r}" if isinstance(name, str) else f"task #{index}"
     unknown = [k for k in item if k not in TASK_KEYS]
     if unknown:
-        raise TraceError(f"{label}: unknown field {unknown[0]!r} (allowed: {', '.join(TASK_KEYS)})")
+        hint = did_you_mean(unknown[0], TASK_KEYS)
+        raise TraceError(f"{label}: unknown field {unknown[0]!r}{hint} (allowed: {', '.join(TASK_KEYS)})")
     missing = [k for k in REQUIRED_KEYS if k not in item]
     if missing:
         raise TraceError(f"{label}: missing required field {missing[0]!r}")

@@ -6,6 +6,7 @@ default), Fisher-Pearson skewness g1 and Fisher excess kurtosis g2 (scipy.stats,
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -151,8 +152,15 @@ def trace_path(ref: str | Path, base_dir: str | Path | None = None) -> Path:
     if path.suffix == ".csv" or "/" in ref_s or path.exists():
         raise TraceError(f"trace file {str(path)!r} does not exist or is not a file")
     raise TraceError(
-        f"unknown trace {ref_s!r}: not a shipped trace ({', '.join(shipped_traces())}) nor a CSV path"
+        f"unknown trace {ref_s!r}{did_you_mean(ref_s, shipped_traces())}: not a shipped trace"
+        f" ({', '.join(shipped_traces())}) nor a CSV path"
     )
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean X?)' for the closest of choices to a mistyped word, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_trace(ref: str | Path, base_dir: str | Path | None = None) -> Trace:

@@ -35,6 +35,13 @@ class GPUSpec:
     def memory_bytes(self) -> int:
         return int(self.memory_gib * 2**30)
 
+    def node_layout(self, num_gpus: int) -> str:
+        """How num_gpus GPUs sit in nodes: full nodes of gpus_per_node, and a smaller last node for the rest (a
+        partial node is allowed; a tensor-parallel group never spans nodes)."""
+        full, rest = divmod(num_gpus, self.gpus_per_node)
+        parts = [f"{full} node{'s' if full != 1 else ''} of {self.gpus_per_node}"] if full else []
+        return " + ".join(parts + ([f"1 node of {rest}"] if rest else []))
+
     def link_gbps(self, spans_nodes: bool) -> float:
         return self.network_gbps if spans_nodes else self.nvlink_gbps
 

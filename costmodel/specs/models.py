@@ -174,7 +174,12 @@ def load_model_spec(name_or_path: str) -> ModelSpec:
             raise CostModelError(f"model config {str(path)!r} is not valid JSON: {err}") from None
         if not isinstance(config, dict):
             raise CostModelError(f"model config {str(path)!r} must hold a JSON object")
-        return ModelSpec(path.parent.name or str(path), config)
+        name = path.parent.name or str(path)
+        try:
+            return ModelSpec(name, config)
+        except CostModelError as err:  # name the file the user wrote, not the folder's name
+            detail = str(err).removeprefix(f"model {name!r}: ")
+            raise CostModelError(f"model config {str(path)!r}: {detail}") from None
     raise CostModelError(
         f"unknown model {name_or_path!r}; choose from {', '.join(MODEL_CONFIGS)} or a config.json path"
     )

@@ -8,6 +8,7 @@ from lobra.commands._common import print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel
 from lobra.costmodel.memory import CHECKPOINTING
+from lobra.costmodel.specs.gpus import GPUSpec
 from lobra.policies.dispatchers import DispatcherConfig
 from lobra.policies.planners import PLANNERS, PlanResult, get_planner
 from lobra.policies.planners.base import SAMPLED_DISPATCH
@@ -72,9 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plan)
 
 
-def describe(result: PlanResult) -> str:
+def describe(result: PlanResult, gpu: GPUSpec | None = None) -> str:
+    layout = f" in {gpu.node_layout(result.num_gpus)}" if gpu else ""
     return (
-        f"plan ({result.planner}, {result.num_gpus} GPUs): {result.plan_str}\n"
+        f"plan ({result.planner}, {result.num_gpus} GPUs{layout}): {result.plan_str}\n"
         f"  expected step time      {result.step_time_s:.3f} s (by {result.estimate})\n"
         f"  GPU-seconds per step    {result.gpu_seconds_per_step:.1f}\n"
         f"  lower bound             {result.lower_bound_gpu_seconds:.1f} GPU-s "
@@ -109,7 +111,7 @@ def cmd_plan(args) -> int:
         d = result.to_dict() | ({} if dispatched is None else {"dispatched_step_time_s": dispatched})
         print_json({k: d[k] for k in ("plan", "step_time_s", "gpu_seconds_per_step", "planning_time_s")} | d)
     else:
-        print(describe(result))
+        print(describe(result, cost.gpu))
         if dispatched is not None:
             print(
                 f"  sampled steps dispatched {dispatched:.3f} s ({100 * (result.step_time_s / dispatched - 1):+.1f}%"

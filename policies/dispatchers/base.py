@@ -144,7 +144,16 @@ def beyond_capacity_error(
 
 
 def check_capacity(longest: Mapping[str, int], plan: DeploymentPlan, table, policy: str) -> None:
-    """Before anything runs: with policy "error", every task's longest sequence fits a replica of the plan."""
+    """Before anything runs: every replica of the plan can hold the model, and with policy "error" every task's
+    longest sequence fits one of them."""
+    cost = getattr(table, "cost", table)  # a CostTable or the CostModel itself
+    for config in plan.replicas:
+        if not table.max_tokens(config):
+            cost.check_config(config)  # a head count or node size that rules the config out says so
+            raise PolicyError(
+                f"replica {config} of plan {plan} cannot hold {cost.model.name}: its weights and LoRA state leave"
+                f" no room for a micro-batch in {cost.gpu.memory_gib:g} GiB of {cost.gpu.name} memory"
+            )
     largest = max(table.max_tokens(c) for c in plan.replicas)
     for task, n in longest.items():
         if n > largest and policy == "error":
