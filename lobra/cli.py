@@ -48,10 +48,17 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args) or 0
+    except KeyboardInterrupt:
+        # Outputs are written whole (staged, then moved in) or not at all, so an interrupt leaves the old ones.
+        sys.stderr.write("\nlobra: interrupted\n")
+        return EXIT_INTERRUPTED
     except (ValueError, OSError) as err:
         # Every user-facing error of the product is a ValueError subclass naming the problem.
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

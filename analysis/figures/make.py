@@ -15,7 +15,7 @@ from lobra.analysis.figures.registry import REGISTRY
 from lobra.analysis.studies import FigureSettings, load_validation, studies
 from lobra.analysis.sweep import progress_total, run_sweep, workload_of
 
-from lobra.io import atomic_write, write_json, write_table
+from lobra.io import atomic_write, staged_dir, write_json, write_table
 
 FILE_TYPES = ("png", "pdf", "csv")
 
@@ -38,18 +38,25 @@ def make_all(
     settings = replace(settings or FigureSettings(), seed=seed)
     note = progress or (lambda _label: None)
     df, parts = run_studies(settings, note)
-    write_table(df, out / "sweep")
     pairs, why = (None, "no validation folder given") if validation is None else load_validation(validation)
     inputs = FigureInputs(parts, settings, pairs, "" if validation is None else str(validation))
-    drawn = draw_all(inputs, out, note)
-    manifest = {"figures": drawn, **describe(settings, len(df))}
-    manifest["validation"] = {
-        "folder": None if validation is None else str(validation),
-        "found": pairs is not None,
-        "note": why,
-    }
-    manifest["wall_s"] = round(time.perf_counter() - start, 1)
-    write_json(out / "figures.json", manifest)
+    with staged_dir(
+        out
+    ) as stage:  # the run's files replace the old ones together, or none do (Ctrl-C, a fault)
+        write_table(df, stage / "sweep")
+        drawn = draw_all(inputs, stage, note)
+        manifest = {"figures": drawn, **describe(settings, len(df))}
+        manifest["validation"] = {
+            "folder": None if validation is None else str(validation),
+            "found": pairs is not None,
+            "note": why,
+        }
+        manifest["wall_s"] = round(time.perf_counter() - start, 1)
+        write_json(stage / "figures.json", manifest)
+    for figure in REGISTRY:  # never leave an old figure beside new ones
+        if figure.name not in drawn:
+            for ext in FILE_TYPES:
+                (out / f"{figure.name}.{ext}").unlink(missing_ok=True)
     return manifest
 
 
@@ -78,8 +85,6 @@ def draw_all(inputs: FigureInputs, out: Path, note: Callable[[str], None]) -> li
         note(f"figure {figure.name}")
         table = figure.draw(inputs, out)
         if table is None:
-            for ext in FILE_TYPES:  # never leave an old figure beside new ones
-                (out / f"{figure.name}.{ext}").unlink(missing_ok=True)
             continue
         figure.check(table)
         drawn.append(figure.name)

@@ -4,12 +4,13 @@ each as soon as its plan is there; the rows come back in the order of the specs 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 import pandas as pd
 from lobra.analysis.sweep.simulate import display_name, plan_run, simulate_run
 from lobra.analysis.sweep.spec import RunSpec, SweepError
 from lobra.analysis.sweep.workloads import cost_of, workload_of
+from lobra.policies.pool import worker_pool
 
 
 def _label(s: RunSpec) -> str:
@@ -83,8 +84,7 @@ def _run_here(unique: list[RunSpec], note: Callable[[str], None]) -> list[dict]:
 def _run_in_pool(unique: list[RunSpec], note: Callable[[str], None], workers: int) -> list[dict]:
     first = _plan_leaders(unique)
     results: list[dict | None] = [None] * len(unique)
-    pool = ProcessPoolExecutor(workers)
-    try:
+    with worker_pool(workers) as pool:
         pending: dict[Future, tuple[str, object]] = {
             pool.submit(_checked, plan_run, leader): ("plan", key) for key, leader in first.items()
         }
@@ -101,8 +101,6 @@ def _run_in_pool(unique: list[RunSpec], note: Callable[[str], None], workers: in
                 else:
                     results[what] = result
                     note(f"sim {_label(unique[what])}")
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 

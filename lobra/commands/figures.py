@@ -10,6 +10,7 @@ from tqdm import tqdm
 from lobra.analysis.figures import FigureSettings, make_all, progress_steps
 from lobra.analysis.sweep import SweepError
 from lobra.commands._common import add_solver_arguments
+from lobra.io import check_writable
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:
@@ -79,6 +80,7 @@ def settings_from_args(args) -> FigureSettings:
 def cmd_figures(args) -> int:
     start = time.perf_counter()
     settings = settings_from_args(args)
+    check_writable(args.out)  # before minutes of simulation
     with tqdm(total=progress_steps(settings), desc="figures") as bar:
 
         def progress(label: str) -> None:

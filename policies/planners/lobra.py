@@ -9,8 +9,6 @@ that will really run (the fast `balanced` heuristic, with packing), so the plan 
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
-
 from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.costs import CostTable, min_bubble_s
 from lobra.policies.dispatchers import DispatcherConfig
@@ -26,6 +24,7 @@ from lobra.policies.planners.base import (
 from lobra.policies.planners.baselines import homogeneous_plans
 from lobra.policies.planners.ilp import plan_makespan_ilp
 from lobra.policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
+from lobra.policies.pool import worker_pool
 from lobra.policies.registry import PolicyError
 from lobra.traces import Workload
 
@@ -163,7 +162,7 @@ class LobraPlanner(Planner):
     def _map(self, fn, jobs) -> list[float]:
         if self.config.workers == 1 or len(jobs) == 1:
             return [fn(job) for job in jobs]
-        with ProcessPoolExecutor(self.config.workers) as pool:
+        with worker_pool(self.config.workers) as pool:
             return list(pool.map(fn, jobs))
 
 

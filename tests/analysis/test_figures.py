@@ -212,3 +212,28 @@ def test_the_gpu_seconds_figure_compares_at_equal_work():
     assert table.loc["lobra", "gpu_seconds_per_step"] == 90.0
     assert table.loc["lobra", "vs_task-fused_pct"] == pytest.approx(25.0)  # 120 against 160, not 90
     assert table.loc["lobra-plus", "vs_best_baseline_pct"] == pytest.approx(37.5)
+
+
+def test_an_interrupted_figures_run_leaves_the_previous_outputs(tasks_file, tmp_path, monkeypatch):
+    """Ctrl-C while the figures are being drawn: one line, exit status 130, the last run's files untouched."""
+    from lobra.analysis.figures import make as make_module
+
+    from lobra.cli import main
+
+    settings = dict(gpus=(2,), num_tasks=(1,), buckets=(4,), steps=2, workers=1)
+    settings = FigureSettings.for_tasks(str(tasks_file), "llama2-7b", "a100-40gb", 2, **settings)
+    out = tmp_path / "figs"
+    make_all(out, 0, None, settings, validation=None)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    drawn = make_module.draw_all
+
+    def draw_then_interrupt(inputs, stage, note):
+        drawn(inputs, stage, note)  # every new file written in the stage, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(make_module, "draw_all", draw_then_interrupt)
+    monkeypatch.setattr("lobra.commands.figures.settings_from_args", lambda args: settings)
+    rc = main(["figures", "--out", str(out), "--seed", "1"])
+    assert rc == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figs.staged-")]
