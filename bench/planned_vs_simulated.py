@@ -85,8 +85,10 @@ def main() -> None:
         )
     df = pd.DataFrame(rows)
     atomic_write(args.out, lambda p: df.to_csv(p, index=False))
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
-        print(df.drop(columns=["estimate"]).to_string(index=False, float_format="{:.2f}".format))
+    shown = df.drop(columns=["estimate"]).assign(
+        plan=df["plan"].map(lambda p: p if len(p) <= 40 else p[:37] + "...")
+    )
+    print(shown.to_string(index=False, float_format="{:.2f}".format))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ from lobra.traces import load_scenario
 CLAIMING = [name for name in PLANNERS.names() if PLANNERS.get(name).estimate == SAMPLED_DISPATCH]
 
 
-@pytest.mark.parametrize("scenario", ["paper-7b", "paper-70b-4task", "tiny-cpu"])
+@pytest.mark.parametrize(
+    "scenario", ["paper-7b", "real-7b", "tiny-cpu", pytest.param("paper-70b-4task", marks=pytest.mark.slow)]
+)
 def test_planned_gpu_seconds_are_the_simulated_ones(scenario):
     sc = load_scenario(scenario)
     cost = CostModel.build(sc.model, sc.gpu)
     assert {"task-fused", "lobra-plus", "task-sequential"} <= set(CLAIMING)
-    for name in ("task-fused", "lobra-plus"):
+    for name in ("task-fused", "task-sequential", "lobra-plus"):
         policy = Policy.of_planner(name, workers=1)
         planned = policy.make_planner().plan(sc.workload, cost, sc.num_gpus)
         steps = policy.planner_config.sample_steps
