@@ -133,7 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-checkpoints", type=int, default=2, help="how many recent checkpoints to keep (default 2)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler, data and LoRA init")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampler, data and LoRA init (default 0)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     DispatcherConfig.add_arguments(parser, dispatcher="balanced; with --mbs fixed-mbs")
     parser.add_argument(

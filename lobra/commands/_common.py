@@ -1,4 +1,8 @@
-"""Helpers shared by the subcommands: JSON and table output; atomic file writes (executor.records, light)."""
+"""Helpers shared by the subcommands: JSON and table output, and the options every command spells the same way.
+
+A flag that means one thing means it everywhere, with one default: --planner (lobra-plus: its estimate is what the
+simulation gives), --seed (0), --workers (up to 4 processes), --json, the solver limits. Commands add them through
+these functions, not by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ import sys
 
 import pandas as pd
 
+from lobra.policies.planners.base import PlannerConfig
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
+
+DEFAULT_PLANNER = "lobra-plus"
+DEFAULT_WORKERS = PlannerConfig.workers  # min(4, CPUs)
+DEFAULT_SIM_STEPS = 10  # simulated steps per run where a command compares runs (compare, sweep, demo)
 
 
 def print_json(obj) -> None:
@@ -34,3 +43,25 @@ def add_solver_arguments(p) -> None:
         default=DEFAULT_NODE_LIMIT,
         help=f"branch-and-bound nodes per integer programme (default {DEFAULT_NODE_LIMIT})",
     )
+
+
+def add_planner_flag(p, help_extra: str = "") -> None:
+    from lobra.policies.planners import PLANNERS
+
+    p.add_argument(
+        "--planner",
+        default=DEFAULT_PLANNER,
+        help=f"one of {', '.join(PLANNERS.names())}{help_extra} (default {DEFAULT_PLANNER})",
+    )
+
+
+def add_seed(p, what: str = "the step sampler") -> None:
+    p.add_argument("--seed", type=int, default=0, help=f"seed of {what} (default 0)")
+
+
+def add_workers(p, what: str = "processes scoring plans and running simulations") -> None:
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"{what} (default {DEFAULT_WORKERS})")
+
+
+def add_json(p, what: str = "the result") -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout instead of a table")

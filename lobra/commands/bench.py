@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import parse_plan
@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-limit", type=float, default=3.0, help="balanced-ilp time limit per step, s (default 3)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the step sampler (default 0)")
     p.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_dispatch)
 
     p = cmds.add_parser("plan", help="planning time and plan quality over cluster sizes")
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--planners", default="lobra,lobra-plus", help="comma-separated planners")
     p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
     p.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_plan)
 
 

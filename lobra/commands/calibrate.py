@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="time one decoder layer (or the executor's micro-batches) here; write profile CSV + fit",
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time (default cpu)")
     p.add_argument(
         "--target",
         choices=["layer", "executor"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 from lobra.costmodel import CostModel, LayerTimeFit, MemoryOptions, MicroBatch, fit_profile, parse_plan
 from lobra.costmodel.analytical import AnalyticalLayerTime
 from lobra.costmodel.calibrate import AnalyticalCalibration, calibrate, is_analytical_fit
@@ -75,8 +75,8 @@ def _register_fit_and_predict(cmds) -> None:
 
 def _register_queries(cmds) -> None:
     p = cmds.add_parser("max-tokens", help="largest micro-batch (tokens) per (tp, pp) that fits in memory")
-    p.add_argument("--model", required=True)
-    p.add_argument("--gpu", required=True)
+    p.add_argument("--model", required=True, help="model name or config .json")
+    p.add_argument("--gpu", required=True, help="GPU name or spec .json")
     p.add_argument(
         "--tasks", type=int, default=1, help="number of LoRA adapters trained together (default 1)"
     )
@@ -86,12 +86,12 @@ def _register_queries(cmds) -> None:
     )
     p.add_argument("--max-gpus", type=int, default=64, help="largest tp*pp listed (default 64)")
     p.add_argument("--checkpointing", action="store_true", help="with activation checkpointing")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_max_tokens)
 
     p = cmds.add_parser("replica-time", help="time of one step on each replica of a plan, fixed-length data")
-    p.add_argument("--model", required=True)
-    p.add_argument("--gpu", required=True)
+    p.add_argument("--model", required=True, help="model name or config .json")
+    p.add_argument("--gpu", required=True, help="GPU name or spec .json")
     p.add_argument("--plan", required=True, help="deployment plan, e.g. '<1,1>x6 <2,1>x1 <8,1>x1'")
     p.add_argument("--seq-len", type=int, required=True, help="padded length of every sequence")
     p.add_argument("--mbs", type=int, default=1, help="sequences per micro-batch (default 1)")
@@ -100,16 +100,16 @@ def _register_queries(cmds) -> None:
     p.add_argument(
         "--profile", help="profile CSV or analytical calibration JSON to use instead of the default"
     )
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_replica_time)
 
     p = cmds.add_parser(
         "check", help="held-out error of the fit and leave-one-tp-out error of the analytical model"
     )
-    p.add_argument("--profile", required=True)
+    p.add_argument("--profile", required=True, help="the profile CSV to check (tp,seq_len,mbs,time)")
     p.add_argument("--model", default="llama2-7b", help="the profiled model (for the analytical model)")
     p.add_argument("--gpu", default="a100-40gb", help="the profiled GPU (for the analytical model)")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_check)
 
 

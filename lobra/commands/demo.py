@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import argparse
 
+from lobra.commands._common import DEFAULT_SIM_STEPS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="compare policies on the default scenario (paper-7b); outputs under --out"
     )
     p.add_argument("--out", default="out", help="output folder (default out/)")
-    p.add_argument("--steps", type=int, default=10, help="simulated steps per policy (default 10)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_SIM_STEPS,
+        help=f"simulated steps per policy (default {DEFAULT_SIM_STEPS})",
+    )
     p.set_defaults(func=cmd_demo)
 
 

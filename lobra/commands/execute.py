@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "execute", help="train every task's LoRA adapter on a deployment plan with torch.distributed"
     )
     add_arguments(p)
-    p.add_argument("--nproc", type=int, required=True, help="ranks to start here (= the plan's GPU count)")
+    p.add_argument(
+        "--nproc", type=int, help="ranks to start here (default and only value today: the plan's GPU count)"
+    )
     p.set_defaults(func=cmd_execute)
 
 
@@ -28,9 +30,13 @@ def cmd_execute(args) -> int:
     from lobra.executor.launch import launch
     from lobra.executor.resolve import resolve
 
+    cfg = ExecutorConfig.from_args(args)
+    if args.nproc is None:
+        from lobra.costmodel import parse_plan
+
+        args.nproc = parse_plan(cfg.plan).num_gpus
     if args.nproc < 1:
         raise ExecutorError(f"--nproc must be a positive integer, got {args.nproc}")
-    cfg = ExecutorConfig.from_args(args)
     run = resolve(cfg, args.nproc)
     if run.device == "cuda":
         import torch

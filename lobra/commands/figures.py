@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from lobra.analysis.figures import FigureSettings, make_all, progress_steps
 from lobra.analysis.sweep import SweepError
-from lobra.commands._common import add_solver_arguments
+from lobra.commands._common import add_seed, add_solver_arguments, add_workers
 from lobra.io import check_writable
 
 
@@ -31,9 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "every study on your own workload.",
     )
     p.add_argument("--out", default="out/figures", help="output folder (default out/figures)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=4, help="simulated steps per point (default 4)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    add_seed(p, "every run's step sampler")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=4,
+        help="simulated steps per point (default 4, fewer than compare's: the figures simulate ~100 points)",
+    )
+    add_workers(p, "parallel processes")
     add_solver_arguments(p)
     p.add_argument(
         "--validation",
@@ -42,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("your own workload instead of the paper's scenarios")
     g.add_argument("--tasks", metavar="FILE", help="a tasks YAML file (needs --model, --gpu, --num-gpus)")
-    g.add_argument("--model")
-    g.add_argument("--gpu")
+    g.add_argument("--model", help="model of --tasks (name or config .json)")
+    g.add_argument("--gpu", help="GPU of --tasks (name or spec .json)")
     g.add_argument("--num-gpus", type=int, help="cluster of the comparison, ablation and task studies")
     g.add_argument(
         "--gpus", default="", help="cluster sizes of the scalability and planning studies, e.g. 2,4,8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lobra.commands._common import print_json
+from lobra.commands._common import add_json, add_planner_flag, add_seed, add_workers, print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel
 from lobra.costmodel.memory import CHECKPOINTING
@@ -39,12 +39,10 @@ def cost_from_args(args, scenario) -> CostModel:
 
 
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--planner", default="lobra", help=f"one of {', '.join(PLANNERS.names())} (default lobra)"
-    )
+    add_planner_flag(parser)
     parser.add_argument("--sample-steps", type=int, default=8, help="steps sampled to plan on (default 8)")
-    parser.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_workers(parser, "processes scoring plans")
+    add_seed(parser, "the sampled steps")
 
 
 def planner_options(args) -> dict:
@@ -69,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a planner that scores plans by a surrogate (lobra), also dispatch its sampled steps on the chosen"
         " plan as they will run, and report both (slower: seconds per step with balanced-ilp)",
     )
-    p.add_argument("--json", action="store_true")
+    add_json(p, "the plan and its estimates")
     p.set_defaults(func=cmd_plan)
 
 

@@ -10,7 +10,7 @@ import argparse
 
 import pandas as pd
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 from lobra.traces.scenario import SCENARIOS, Scenario, load_scenario, resolve_scenario
 from lobra.traces.synthetic import SyntheticSpec
 from lobra.traces.tasks import Task
@@ -42,14 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser(
         "list", help="name, model, GPU, GPU count, tasks and sequences per step of each scenario"
     )
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_list)
 
     p = cmds.add_parser(
         "show", help="per-task settings and length statistics of a scenario (or a tasks file)"
     )
     add_scenario_arguments(p)
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_show)
 
 

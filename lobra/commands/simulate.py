@@ -7,7 +7,15 @@ import argparse
 import pandas as pd
 from tqdm import tqdm
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import (
+    DEFAULT_SIM_STEPS,
+    add_json,
+    add_planner_flag,
+    add_seed,
+    add_workers,
+    print_json,
+    print_table,
+)
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel, parse_plan
@@ -26,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="simulate a scenario (or a what-if plan on fixed-length data)")
     add_scenario_arguments(p, positional=False)
     add_cost_arguments(p)
-    p.add_argument("--planner", help=f"one of {', '.join(PLANNERS.names())} (default lobra-plus)")
+    add_planner_flag(p, "; not with --plan")
     p.add_argument(
         "--plan", help="a fixed deployment plan instead of a planner, e.g. '<1,1>x6 <2,1>x1 <8,1>x1'"
     )
@@ -35,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--global-batch", type=int, help="sequences per step of the fixed workload")
     DispatcherConfig.add_arguments(p, dispatcher="the planner's; with --plan balanced; with --mbs fixed-mbs")
-    p.add_argument("--steps", type=int, help="steps to simulate (default: every task to its end; what-if: 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="steps to simulate (default: a whole run, every task to its end; what-if: 1)",
+    )
+    add_seed(p, "the step sampler and of the noise")
     p.add_argument(
         "--jitter", type=float, default=0.0, help="sigma of lognormal noise on op times (default 0)"
     )
@@ -51,14 +63,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trace-steps", type=int, default=2, help="steps recorded in trace.json (default 2)")
     p.add_argument("--out", help="write records, summary and trace here")
-    p.add_argument("--json", action="store_true")
+    add_json(p, "the summary")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("compare", help="baselines, ablations, LobRA and ours on one scenario, by simulation")
     add_scenario_arguments(p, positional=False)
     add_cost_arguments(p)
-    p.add_argument("--steps", type=int, default=10, help="simulated steps per policy (default 10)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_SIM_STEPS,
+        help=f"simulated steps per policy (default {DEFAULT_SIM_STEPS})",
+    )
+    add_seed(p, "the step sampler and the planners' samples")
     DispatcherConfig.add_arguments(
         p,
         only=("time_limit_s", "node_limit", "beyond_capacity"),
@@ -67,9 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "node_limit": DEFAULT_NODE_LIMIT,
         },
     )
-    p.add_argument("--workers", type=int, help="processes scoring plans (default: up to 4)")
+    add_workers(p, "processes scoring plans")
     p.add_argument("--out", help="write compare.csv, compare.json and compare.png here")
-    p.add_argument("--json", action="store_true")
+    add_json(p, "the rows")
     p.set_defaults(func=cmd_compare)
 
 
@@ -154,7 +171,7 @@ def _policy(args) -> Policy:
     if args.plan:
         dispatcher, config = dispatch_from_args(args)
         return Policy("plan", dispatcher, config, plan=parse_plan(args.plan))
-    planner = PLANNERS.get(args.planner or "lobra-plus")
+    planner = PLANNERS.get(args.planner)
     dispatcher, config = dispatch_from_args(args, planner.dispatcher, planner.dispatcher_config)
     return Policy.of_planner(planner.name, dispatcher=dispatcher, dispatcher_config=config)
 

@@ -17,7 +17,16 @@ from lobra.analysis.sweep import (
     progress_total,
     run_sweep,
 )
-from lobra.commands._common import add_solver_arguments, print_json, print_table
+from lobra.commands._common import (
+    DEFAULT_SIM_STEPS,
+    add_json,
+    add_planner_flag,
+    add_seed,
+    add_solver_arguments,
+    add_workers,
+    print_json,
+    print_table,
+)
 from lobra.commands.scenarios import add_scenario_arguments
 from lobra.io import write_table
 
@@ -45,13 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=V1,V2",
         help=f"a grid axis (repeatable; the last varies fastest); keys: {', '.join(VARY_KEYS)}",
     )
-    p.add_argument("--planner", default="lobra", help="planner when not varied (default lobra)")
-    p.add_argument("--steps", type=int, default=5, help="simulated steps per run (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    add_planner_flag(p, ", when not varied")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_SIM_STEPS,
+        help=f"simulated steps per run (default {DEFAULT_SIM_STEPS})",
+    )
+    add_seed(p, "every run's step sampler")
     add_solver_arguments(p)
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    add_workers(p, "parallel processes")
     p.add_argument("--out", default="out/sweep", help="writes sweep.parquet and sweep.csv here")
-    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    add_json(p, "the rows")
     p.set_defaults(func=cmd_sweep)
 
 

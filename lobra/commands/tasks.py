@@ -6,7 +6,7 @@ import argparse
 
 import pandas as pd
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 from lobra.commands.scenarios import _task_row
 from lobra.traces.errors import TraceError
 from lobra.traces.scenario import resolve_scenario
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_check)
 
     p = cmds.add_parser("fields", help="every field of a task and of a synthetic trace, with defaults")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_fields)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 from lobra.io import atomic_write
 from lobra.traces.trace import Trace, load_trace, shipped_traces
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = parser.add_subparsers(dest="traces_command", metavar="ACTION", required=True)
 
     p = cmds.add_parser("list", help="the traces shipped with lobra, with their statistics")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_list)
 
     p = cmds.add_parser("show", help="statistics (and a length histogram) of a shipped trace or a trace CSV")
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trace", metavar="NAME|CSV", help="a shipped trace name or a CSV with a total_tokens column"
     )
     p.add_argument("--plot", metavar="FILE.png", help="also write a length histogram (PNG or PDF)")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_show)
 
     p = cmds.add_parser("build", help="tokenize a local dataset file into a trace CSV")

@@ -17,7 +17,7 @@ from lobra.calibration.validate_config import (
     ValidateConfig,
     parse_plans,
 )
-from lobra.commands._common import print_json, print_table
+from lobra.commands._common import add_json, print_json, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_WARMUP,
         help=f"first steps of each real run left out of the metrics (default {DEFAULT_WARMUP})",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (both runs), data and LoRA init")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampler (both runs), data and LoRA init (default 0)"
+    )
     p.add_argument(
         "--max-ranks",
         type=int,
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"real runs of each plan, in rounds; a step's real time is their median (default {DEFAULT_REPEATS})",
     )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    p.add_argument("--json", action="store_true")
+    add_json(p)
     p.set_defaults(func=cmd_validate)
 
 
