@@ -2,9 +2,10 @@
 
 import argparse
 
+from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
+
 from lobra.cli import build_parser
 from lobra.commands._common import DEFAULT_PLANNER, DEFAULT_WORKERS
-from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 SHARED = {
     "--planner": DEFAULT_PLANNER,
