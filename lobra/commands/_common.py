@@ -55,6 +55,16 @@ def add_planner_flag(p, help_extra: str = "") -> None:
     )
 
 
+def add_sim_steps(p, per: str) -> None:
+    """--steps of a command that compares simulated runs: the same default wherever it means that."""
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_SIM_STEPS,
+        help=f"simulated steps per {per} (default {DEFAULT_SIM_STEPS})",
+    )
+
+
 def add_seed(p, what: str = "the step sampler") -> None:
     p.add_argument("--seed", type=int, default=0, help=f"seed of {what} (default 0)")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from lobra.commands._common import DEFAULT_SIM_STEPS
+from lobra.commands._common import add_sim_steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,12 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="compare policies on the default scenario (paper-7b); outputs under --out"
     )
     p.add_argument("--out", default="out", help="output folder (default out/)")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULT_SIM_STEPS,
-        help=f"simulated steps per policy (default {DEFAULT_SIM_STEPS})",
-    )
+    add_sim_steps(p, "policy")
     p.set_defaults(func=cmd_demo)
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from lobra.commands._common import (
-    DEFAULT_SIM_STEPS,
     add_json,
     add_planner_flag,
     add_seed,
+    add_sim_steps,
     add_workers,
     print_json,
     print_table,
@@ -69,12 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="baselines, ablations, LobRA and ours on one scenario, by simulation")
     add_scenario_arguments(p, positional=False)
     add_cost_arguments(p)
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULT_SIM_STEPS,
-        help=f"simulated steps per policy (default {DEFAULT_SIM_STEPS})",
-    )
+    add_sim_steps(p, "policy")
     add_seed(p, "the step sampler and the planners' samples")
     DispatcherConfig.add_arguments(
         p,

@@ -18,10 +18,10 @@ from lobra.analysis.sweep import (
     run_sweep,
 )
 from lobra.commands._common import (
-    DEFAULT_SIM_STEPS,
     add_json,
     add_planner_flag,
     add_seed,
+    add_sim_steps,
     add_solver_arguments,
     add_workers,
     print_json,
@@ -55,12 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"a grid axis (repeatable; the last varies fastest); keys: {', '.join(VARY_KEYS)}",
     )
     add_planner_flag(p, ", when not varied")
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULT_SIM_STEPS,
-        help=f"simulated steps per run (default {DEFAULT_SIM_STEPS})",
-    )
+    add_sim_steps(p, "run")
     add_seed(p, "every run's step sampler")
     add_solver_arguments(p)
     add_workers(p, "parallel processes")
