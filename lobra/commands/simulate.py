@@ -112,6 +112,10 @@ def cmd_simulate(args) -> int:
     for key in SUMMARY_KEYS:
         value = result.summary[key]
         print(f"  {key:22s} {value:.4g}" if isinstance(value, float) else f"  {key:22s} {value}")
+    if len(result.events) > 1:  # re-plans (tenants came or went, GPUs failed): every plan, when and why
+        print("  plans over the run:")
+        for e in result.events.itertuples():
+            print(f"    {e.time_s:9.1f} s  {e.kind:11s} {e.detail}")
     if args.out:
         print(f"wrote records, summary.json and trace.json under {args.out}")
     return 0

@@ -270,3 +270,12 @@ def test_a_trace_longer_than_any_config_is_not_planned_silently(cli, tmp_path):
     assert rc == 0 and result["beyond_capacity"] == "truncate"
     expected = 100 * (1 - 16384 / lengths.mean())  # every sequence cut to 16K: about the whole-trace share
     assert result["cut_pct"] == pytest.approx(expected, abs=5)
+
+
+def test_an_online_run_prints_every_plan_with_when_and_why(cli):
+    rc, out, _ = cli("simulate --scenario online-7b --reconfig-s 10")
+    assert rc == 0
+    lines = out.split("plans over the run:")[1].strip().splitlines()
+    assert lines[0].split()[2] == "plan" and len(lines) >= 3
+    times = [float(line.split()[0]) for line in lines]
+    assert times == sorted(times) and all("reconfigure tasks:" in line for line in lines[1:])
