@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pandas as pd
 
@@ -62,8 +63,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"real runs of each plan, in rounds; a step's real time is their median (default {DEFAULT_REPEATS})",
     )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument(
+        "--allow-busy",
+        action="store_true",
+        help="run even when other work keeps this machine's CPUs busy (its timings then say little)",
+    )
     add_json(p)
     p.set_defaults(func=cmd_validate)
+
+
+BUSY_SHARE = 0.5  # load per core above which other work distorts the timings a validation compares
+
+
+def check_idle(allow_busy: bool) -> None:
+    """Refuse to start on a busy machine: the executor's timings would measure the other work, not the model."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > BUSY_SHARE * cores and not allow_busy:
+        raise ValueError(
+            f"this machine is busy (1-minute load {load:.1f} on {cores} cores): other work would distort the"
+            " real timings validate compares; wait for it to end, or pass --allow-busy"
+        )
+
+
+def busy_plans(per_plan: list[dict], cores: int) -> list[str]:
+    """Plans whose runs shared the CPUs with other work: a load above their own ranks' by half the cores."""
+    return [
+        f"{r['plan']} (load {r['load_avg_1m']:.1f}, {r['num_ranks']} ranks of its own, {cores} cores)"
+        for r in per_plan
+        if r.get("load_avg_1m") is not None
+        and r["load_avg_1m"] > min(r["num_ranks"], cores) + BUSY_SHARE * cores
+    ]
 
 
 def cmd_validate(args) -> int:
@@ -82,6 +111,7 @@ def cmd_validate(args) -> int:
         calibrate=not args.reuse_calibration,
         repeats=args.repeats,
     )
+    check_idle(args.allow_busy)
     result = validate(cfg, progress=not args.json)
     paths = result.write(cfg.out_dir)
     summary = result.to_dict()
@@ -122,6 +152,11 @@ def cmd_validate(args) -> int:
             f"run-to-run noise: a single real run's step is {noise['single_run_vs_median_pct']:.1f}% from the median "
             f"of the {noise['repeats']} runs on average; the simulator against single runs: MAPE "
             f"{noise['single_run_mape_pct']:.1f}%"
+        )
+    busy = busy_plans(summary["per_plan"], os.cpu_count() or 1)
+    if busy:
+        print(
+            f"warning: other work shared the CPUs during {'; '.join(busy)}: their errors are partly that load"
         )
     print(f"wrote {', '.join(str(p) for p in paths)} and the runs under {cfg.out_dir / 'runs'}")
     return 0

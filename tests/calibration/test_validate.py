@@ -36,7 +36,7 @@ def test_plans_parse_to_canonical_strings():
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, tmp_path, args, message):
-    rc, out, err = cli(f"validate {args} --out {tmp_path / 'v'}")
+    rc, out, err = cli(f"validate --allow-busy {args} --out {tmp_path / 'v'}")
     assert rc == 2 and out == ""
     assert err.startswith("lobra: error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "v").exists()
@@ -87,7 +87,8 @@ def test_executor_calibration_writes_a_profile_and_host_model(calibrated):
 def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated):
     out = calibrated
     rc, stdout, err = cli(
-        f"validate --plans '<1,1>x1' --steps 2 --warmup 1 --repeats 2 --reuse-calibration --json --out {out}"
+        f"validate --allow-busy --plans '<1,1>x1' --steps 2 --warmup 1 --repeats 2 --reuse-calibration --json"
+        f" --out {out}"
     )
     assert rc == 0, err
     summary = json.loads(stdout)
@@ -120,7 +121,9 @@ def test_validate_runs_executor_and_simulator_on_the_same_steps(cli, calibrated)
     assert json.loads((out / "validation.json").read_text())["per_plan"] == summary["per_plan"]
     assert len(pd.read_csv(out / "plans.csv")) == 1
     # more ranks than the cached host model was measured for: refused before anything runs
-    rc, _, err = cli(f"validate --plans '<1,1>x2' --steps 2 --warmup 1 --reuse-calibration --out {out}")
+    rc, _, err = cli(
+        f"validate --allow-busy --plans '<1,1>x2' --steps 2 --warmup 1 --reuse-calibration --out {out}"
+    )
     assert rc == 2 and "no measurements for 2 ranks" in err
 
 
@@ -184,3 +187,19 @@ def test_each_round_of_runs_is_simulated_with_the_grid_rounds_around_it(tmp_path
     first, second = cal.round_costs("tiny", "cpu", 2)
     mb = MicroBatch.padded(2, 48)
     assert second.layer_ms(1, mb) / first.layer_ms(1, mb) == pytest.approx(3.5 / 2, rel=1e-3)
+
+
+def test_validate_refuses_a_busy_machine_and_flags_busy_plans(cli, monkeypatch, tmp_path):
+    from lobra.commands.validate import busy_plans
+
+    monkeypatch.setattr("os.getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    rc, _, err = cli(f"validate --reuse-calibration --out {tmp_path / 'v'}")
+    assert rc == 2 and "busy (1-minute load 9.0 on 2 cores)" in err and "--allow-busy" in err
+    assert not (tmp_path / "v").exists()
+    rows = [
+        {"plan": "<1,1>x4", "num_ranks": 4, "load_avg_1m": 2.5},
+        {"plan": "<1,1>x1", "num_ranks": 1, "load_avg_1m": 2.5},
+    ]
+    # 4 ranks on 2 cores load them fully on their own; one rank at load 2.5 shared them with other work
+    assert busy_plans(rows, 2) == ["<1,1>x1 (load 2.5, 1 ranks of its own, 2 cores)"]
