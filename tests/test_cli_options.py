@@ -24,6 +24,12 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = ""):
     yield prefix, parser
 
 
+def test_the_cli_default_of_workers_is_the_planners():
+    from lobra.policies.planners.base import PlannerConfig
+
+    assert DEFAULT_WORKERS == PlannerConfig.workers
+
+
 def test_shared_flags_have_one_default_and_say_it():
     seen = {flag: [] for flag in SHARED}
     for command, parser in _commands(build_parser()):

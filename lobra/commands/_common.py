@@ -7,15 +7,15 @@ these functions, not by hand."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pandas as pd
 
-from lobra.policies.planners.base import PlannerConfig
 from lobra.policies.solver import DEFAULT_NODE_LIMIT, DEFAULT_TIME_LIMIT_S
 
 DEFAULT_PLANNER = "lobra-plus"
-DEFAULT_WORKERS = PlannerConfig.workers  # min(4, CPUs)
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)  # PlannerConfig.workers, without importing the planners
 DEFAULT_SIM_STEPS = 10  # simulated steps per run where a command compares runs (compare, sweep, demo)
 
 
