@@ -36,7 +36,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="out/calibration", help="output folder (default out/calibration)")
     p.add_argument("--seq-lens", help="comma-separated sequence lengths (default: a grid for the device)")
-    p.add_argument("--mbs", help="comma-separated micro-batch sizes (default: 1,2,4,8)")
+    p.add_argument(
+        "--mbs", help="comma-separated micro-batch sizes (default: 1,2,4,8 on cpu, 1,2,4,8,16 on cuda)"
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        help="with --target layer: skip points of more tokens (mbs x seq_len) than this (default: 32768 on cuda,"
+        " none on cpu)",
+    )
+    p.add_argument(
+        "--packed",
+        action="store_true",
+        help="with --target layer: also time packed rows (several sequences in one row, the executor's"
+        " block-diagonal mask) against the same sequences padded; written to <stem>_packed.csv",
+    )
     p.add_argument(
         "--repeats",
         type=int,
@@ -51,13 +65,16 @@ def cmd_calibrate(args) -> int:
 
     if args.target == "executor":
         return _calibrate_executor(args)
-    grid = CalibrationGrid.for_device(args.device, args.seq_lens, args.mbs, args.repeats)
+    grid = CalibrationGrid.for_device(
+        args.device, args.seq_lens, args.mbs, args.repeats, args.max_tokens, args.packed
+    )
     result = calibrate(args.model, args.device, grid, args.out)
     print(
         f"profiled {len(result.profile)} points in {result.elapsed_s:.1f} s; fit MAPE "
         + ", ".join(f"tp={tp}: {m:.2f}%" for tp, m in result.fit.mape_pct.items())
     )
-    print(f"wrote {result.profile_path}, {result.fit_path} and {result.spec_path}")
+    paths = [result.profile_path, result.fit_path, result.spec_path, result.packed_path]
+    print("wrote " + ", ".join(str(p) for p in paths if p is not None))
     return 0
 
 

@@ -12,7 +12,8 @@ def test_calibration_writes_profile_fit_and_spec(tmp_path):
     grid = CalibrationGrid(seq_lens=(32, 64, 128), mbs=(1, 2, 4), repeats=1)
     result = calibrate("tiny", "cpu", grid, tmp_path, progress=False)
     profile = pd.read_csv(result.profile_path)
-    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time"]
+    assert list(profile.columns) == ["tp", "seq_len", "mbs", "time", "pre_post_time"]
+    assert (profile["pre_post_time"] > 0).all()
     assert len(profile) == 9 and (profile["time"] > 0).all()
     assert json.loads(result.fit_path.read_text())["coeffs"].keys() == {"1"}
     spec = load_gpu_spec(str(result.spec_path))
