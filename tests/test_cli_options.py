@@ -45,3 +45,25 @@ def test_shared_flags_have_one_default_and_say_it():
                 assert "(default" in action.help, (command, flag)
     assert all(seen.values()), seen  # every shared flag is in use somewhere
     assert {"plan", "simulate", "sweep"} <= set(seen["--planner"])
+
+
+def test_help_imports_only_the_command_it_runs():
+    """`lobra --help` lists every command without importing one; `lobra plan` imports plan's module alone."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, contextlib, io\n"
+        "from lobra.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    main(sys.argv[1:])\n"
+        "mods = [m for m in ('pandas', 'scipy', 'torch', 'matplotlib', 'simpy') if m in sys.modules]\n"
+        "cmds = sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('lobra.commands.') and m[15] != '_')\n"
+        "print(mods, cmds, 'simulate' in out.getvalue())\n"
+    )
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
+    ).stdout.split("\n")[0]
+    assert run("--help") == "[] [] True"  # every command listed, nothing heavy imported
+    # `lobra tasks fields`: the tasks module and what it imports itself (scenarios), not the planners' or the sim's
+    assert run("tasks", "fields").endswith("['scenarios', 'tasks'] False")

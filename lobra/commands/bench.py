@@ -26,8 +26,7 @@ from lobra.traces import StepSampler, load_scenario
 RESULTS = Path("bench/results")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="benchmark the dispatchers and the planners")
+def register(parser: argparse.ArgumentParser) -> None:
     cmds = parser.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
 
     p = cmds.add_parser(

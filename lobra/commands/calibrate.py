@@ -10,11 +10,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "calibrate",
-        help="time one decoder layer (or the executor's micro-batches) here; write profile CSV + fit",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time (default cpu)")
     p.add_argument(
         "--target",

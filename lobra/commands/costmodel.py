@@ -23,8 +23,7 @@ from lobra.io import atomic_write
 from lobra.traces.tasks import LORA_TARGETS
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("costmodel", help="fit, query and check the cost model")
+def register(parser: argparse.ArgumentParser) -> None:
     cmds = parser.add_subparsers(dest="costmodel_command", metavar="ACTION", required=True)
     _register_fit_and_predict(cmds)
     _register_queries(cmds)

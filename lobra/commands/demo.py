@@ -11,10 +11,7 @@ import argparse
 from lobra.commands._common import add_sim_steps
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo", help="compare policies on the default scenario (paper-7b); outputs under --out"
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder (default out/)")
     add_sim_steps(p, "policy")
     p.set_defaults(func=cmd_demo)

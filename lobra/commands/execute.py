@@ -15,10 +15,7 @@ from lobra.executor.errors import ExecutorError
 from lobra.io import OutputLock
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "execute", help="train every task's LoRA adapter on a deployment plan with torch.distributed"
-    )
+def register(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
     p.add_argument(
         "--nproc", type=int, help="ranks to start here (default and only value today: the plan's GPU count)"

@@ -23,12 +23,10 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
     return values
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "figures",
-        help="regenerate the paper-style figures from simulations (PNG, PDF and CSV per figure)",
-        description="By default the paper's settings (paper-7b, paper-70b, paper-70b-4task); with --tasks, "
-        "every study on your own workload.",
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "By default the paper's settings (paper-7b, paper-70b, paper-70b-4task); with --tasks, "
+        "every study on your own workload."
     )
     p.add_argument("--out", default="out/figures", help="output folder (default out/figures)")
     add_seed(p, "every run's step sampler")

@@ -52,8 +52,7 @@ def planner_options(args) -> dict:
     return opts
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="plan a deployment for a scenario (or a tasks file) and report its cost")
+def register(p: argparse.ArgumentParser) -> None:
     add_scenario_arguments(p, positional=False)
     add_planner_arguments(p)
     # The settings of the dispatch the plan is chosen for (lobra-plus scores plans by dispatching with them).

@@ -7,11 +7,7 @@ import argparse
 from lobra.analysis.report import write_report
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "report",
-        help="write a Markdown report: our figures beside the paper's numbers, where they agree and where not",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", default="out/figures", help="output of `lobra figures` (default out/figures)")
     p.add_argument("--out", default="out/report.md", help="the report (default out/report.md)")
     p.set_defaults(func=cmd_report)

@@ -35,8 +35,7 @@ def scenario_from_args(args) -> Scenario:
     return resolve_scenario(args.scenario, args.tasks, args.model, args.gpu, args.num_gpus)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("scenarios", help="list and inspect the named scenarios and task files")
+def register(parser: argparse.ArgumentParser) -> None:
     cmds = parser.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
 
     p = cmds.add_parser(

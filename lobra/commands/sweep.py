@@ -41,11 +41,7 @@ SHOWN = [
 ]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="simulate a grid of settings (--vary KEY=V1,V2) in parallel; one row per run, Parquet and CSV",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     add_scenario_arguments(p, positional=False)
     p.add_argument(
         "--vary",

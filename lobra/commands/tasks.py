@@ -13,8 +13,7 @@ from lobra.traces.scenario import resolve_scenario
 from lobra.traces.tasks import FIELD_DOCS, SYNTHETIC_DOCS, Workload, load_workload
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("tasks", help="check a task file (what it resolves to); the fields a task takes")
+def register(parser: argparse.ArgumentParser) -> None:
     cmds = parser.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
 
     p = cmds.add_parser(

@@ -14,8 +14,7 @@ from lobra.traces.trace import Trace, load_trace, shipped_traces
 _STAT_COLUMNS = ("count", "mean", "p50", "p90", "p99", "max", "skewness", "kurtosis")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("traces", help="list, inspect and build sequence-length traces")
+def register(parser: argparse.ArgumentParser) -> None:
     cmds = parser.add_subparsers(dest="traces_command", metavar="ACTION", required=True)
 
     p = cmds.add_parser("list", help="the traces shipped with lobra, with their statistics")

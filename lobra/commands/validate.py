@@ -21,11 +21,7 @@ from lobra.calibration.validate_config import (
 from lobra.commands._common import add_json, print_json, print_table
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "validate",
-        help="run plans on the executor here and in the simulator; step-time error and plan ranking",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scenario", default=DEFAULT_SCENARIO, help=f"a CPU scenario (default {DEFAULT_SCENARIO})"
     )
