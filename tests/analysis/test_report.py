@@ -188,3 +188,17 @@ def test_a_plan_agrees_only_with_the_same_configs_under_one_reading():
     # checkpointing replicas are other configs, and they count (the old parser skipped them)
     assert paper.replica_sizes("<4,1,ckpt>x16") == [4] * 16
     assert paper.same_configs("<16,1,ckpt>x4", "<16,1>x4") is None
+
+
+def test_report_finds_the_figures_where_lobra_figures_wrote_them(cli, small_figures, tmp_path, monkeypatch):
+    """No --figures: out/figures, else the newest figures.json up to two levels down; else where it looked."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = cli("report --out r.md")
+    assert rc == 2 and "no figures.json in out/figures nor in any folder up to two levels below" in err
+    shutil.copytree(small_figures, tmp_path / "runs" / "mine")
+    rc, stdout, err = cli("report --out r.md")
+    assert rc == 0, err
+    assert "figures from runs/mine" in stdout
+    shutil.copytree(small_figures, tmp_path / "out" / "figures")  # the default wins when it holds figures
+    rc, stdout, _ = cli("report --out r.md")
+    assert rc == 0 and "figures from out/figures" in stdout
