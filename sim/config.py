@@ -41,7 +41,7 @@ class SimConfig:
     reconfig_s: float = 30.0  # paid whenever the deployment plan changes (re-plan, failure)
     replan: bool = True  # re-plan when tasks join or leave
     failures: tuple[Failure, ...] = ()
-    trace_steps: int = 0  # steps whose every op goes into the Chrome trace
+    trace_steps: int | None = 0  # the first steps whose every op goes into the Chrome trace; None: every step
     pipeline: str = "closed-form"  # or "events": one SimPy process per stage (sim/replica.py)
     progress: bool = False
 
@@ -54,6 +54,11 @@ class SimConfig:
             raise SimError(f"pipeline must be closed-form or events, got {self.pipeline!r}")
         if self.reconfig_s < 0:
             raise SimError(f"reconfig_s must be >= 0, got {self.reconfig_s!r}")
+        if self.trace_steps is not None and self.trace_steps < 0:
+            raise SimError(f"trace_steps must be >= 0, got {self.trace_steps!r}")
+
+    def traced(self, step: int) -> bool:
+        return self.trace_steps is None or step < self.trace_steps
 
 
 @dataclass(frozen=True)

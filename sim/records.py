@@ -15,7 +15,7 @@ import pandas as pd
 from lobra.costmodel import DeploymentPlan
 from lobra.policies.records import REPLICA_COLUMNS, replica_row
 from lobra.policies.types import DispatchPlan
-from lobra.sim.replica import OpRecord
+from lobra.sim.replica import SYNC_STAGE, OpRecord
 from lobra.traces import Workload
 
 from lobra.io import write_json, write_table
@@ -71,10 +71,103 @@ def _share(tasks: pd.DataFrame, column: str) -> float | None:
     return float(100 * tasks[column].sum() / sampled) if sampled else None
 
 
+class Trace:
+    """The Chrome/Perfetto timeline (trace.json) of the traced steps: a "steps" track (each step's span, plans,
+    failures and re-plans as instants), then one process per replica of each plan with a track per pipeline stage
+    (its layers named), one per stage-to-stage link direction, and one for the gradient all-reduce and optimizer.
+    Times are microseconds of simulated time."""
+
+    STEPS_PID = 0
+    SEND_TIDS = {"activations": 100, "gradients": 200}  # + the sending stage
+    SYNC_TID = 1000
+
+    def __init__(self, num_layers: int) -> None:
+        self.num_layers = num_layers
+        self.events: list[dict] = [_meta("process_name", self.STEPS_PID, None, "steps")]
+        self._pids: dict[tuple[str, int], int] = {}  # (plan, replica) -> pid
+        self._plans: list[str] = []
+        self._traced: set[int] = set()  # steps with ops in the trace
+
+    def phase(self, step: int, plan: DeploymentPlan, log: list[OpRecord]) -> None:
+        self._traced.add(step)
+        for op in log:
+            pid = self._pid(plan, op.replica)
+            if op.stage == SYNC_STAGE:
+                tid, name = self.SYNC_TID, op.kind
+            elif op.kind in self.SEND_TIDS:
+                tid, name = self.SEND_TIDS[op.kind] + op.stage, f"{op.kind} {op.micro_batch}"
+            else:
+                tid, name = op.stage, f"{op.kind}{op.micro_batch}"
+            self.events.append(_span(name, pid, tid, op.start_s, op.end_s))
+
+    def step(self, step: int, attempt: int, start: float, end: float, status: str, plan: str) -> None:
+        if step in self._traced:
+            args = {"attempt": attempt, "status": status, "plan": plan}
+            self.events.append(_span(f"step {step}", self.STEPS_PID, 0, start, end, args))
+
+    def instant(self, time_s: float, kind: str, detail: str) -> None:
+        self.events.append(
+            {
+                "name": kind,
+                "ph": "i",
+                "s": "g",
+                "pid": self.STEPS_PID,
+                "tid": 0,
+                "ts": time_s * 1e6,
+                "args": {"detail": detail},
+            }
+        )
+
+    def _pid(self, plan: DeploymentPlan, r: int) -> int:
+        if str(plan) not in self._plans:  # name every replica of a new plan, in order
+            self._plans.append(str(plan))
+            for i in range(plan.num_replicas):
+                self._name(plan, i, self._pids.setdefault((str(plan), i), len(self._pids) + 1))
+        return self._pids[(str(plan), r)]
+
+    def _name(self, plan: DeploymentPlan, r: int, pid: int) -> None:
+        config, nth = plan.replicas[r], len(self._plans) - 1
+        label = f"replica {r} {config}" + (f" (plan {nth + 1}: {plan})" if nth else "")
+        self.events.append(_meta("process_name", pid, None, label))
+        first = 0
+        for k, layers in enumerate(config.stage_layers(self.num_layers)):
+            extra = (" + embedding" if k == 0 else "") + (" + LM head, loss" if k == config.pp - 1 else "")
+            self.events.append(
+                _meta("thread_name", pid, k, f"stage {k}: layers {first}-{first + layers - 1}{extra}")
+            )
+            first += layers
+            if k < config.pp - 1:
+                self.events.append(
+                    _meta("thread_name", pid, self.SEND_TIDS["activations"] + k, f"link {k} -> {k + 1}")
+                )
+            if k > 0:
+                self.events.append(
+                    _meta("thread_name", pid, self.SEND_TIDS["gradients"] + k, f"link {k} -> {k - 1}")
+                )
+        self.events.append(_meta("thread_name", pid, self.SYNC_TID, "gradient all-reduce, optimizer"))
+
+
+def _meta(kind: str, pid: int, tid: int | None, name: str) -> dict:
+    event = {"name": kind, "ph": "M", "pid": pid, "args": {"name": name}}
+    return event if tid is None else event | {"tid": tid}
+
+
+def _span(name: str, pid: int, tid: int, start_s: float, end_s: float, args: dict | None = None) -> dict:
+    event = {
+        "name": name,
+        "ph": "X",
+        "pid": pid,
+        "tid": tid,
+        "ts": start_s * 1e6,
+        "dur": (end_s - start_s) * 1e6,
+    }
+    return event | {"args": args} if args else event
+
+
 class Recorder:
-    def __init__(self, workload: Workload, trace_steps: int = 0) -> None:
+    def __init__(self, workload: Workload, num_layers: int) -> None:
         self.workload = workload
-        self.trace_steps = trace_steps
+        self.trace = Trace(num_layers)
         self._steps: list[dict] = []
         self._replicas: list[dict] = []
         self._events: list[dict] = []
@@ -82,11 +175,10 @@ class Recorder:
         self._phase_gpu_s: dict[tuple[int, int], float] = {}
         self._phase_tokens: dict[tuple[int, int], tuple[int, int]] = {}
         self._task_tokens: dict[str, dict[str, int]] = {}
-        self._trace: list[dict] = []
-        self._named: set[int] = set()
 
     def event(self, time_s: float, kind: str, detail: str) -> None:
         self._events.append({"time_s": time_s, "kind": kind, "detail": detail})
+        self.trace.instant(time_s, kind, detail)
 
     def lost(self, step: int, attempt: int, gpu_seconds: float) -> None:
         """GPU time spent on an attempt that a failure threw away."""
@@ -130,31 +222,12 @@ class Recorder:
         self._phase_gpu_s[key] = self._phase_gpu_s.get(key, 0.0) + (end - start) * plan.num_gpus
         r0, p0 = self._phase_tokens.get(key, (0, 0))
         self._phase_tokens[key] = (r0 + real, p0 + padded)
-        for op in log or []:
-            if op.replica not in self._named:
-                self._named.add(op.replica)
-                self._trace.append(
-                    {
-                        "name": "process_name",
-                        "ph": "M",
-                        "pid": op.replica,
-                        "args": {"name": f"replica {op.replica} {plan.replicas[op.replica]}"},
-                    }
-                )
-            self._trace.append(
-                {
-                    "name": f"{op.kind}{op.micro_batch}",
-                    "ph": "X",
-                    "pid": op.replica,
-                    "tid": op.stage,
-                    "ts": op.start_s * 1e6,
-                    "dur": (op.end_s - op.start_s) * 1e6,
-                    "args": {"step": step},
-                }
-            )
+        if log:
+            self.trace.phase(step, plan, log)
 
     def step(self, step: int, attempt: int, start: float, end: float, items, deployment, status: str) -> None:
         real, padded = self._phase_tokens.get((step, attempt), (0, 0))
+        self.trace.step(step, attempt, start, end, status, deployment.label)
         self._steps.append(
             {
                 "step": step,
@@ -221,4 +294,4 @@ class Recorder:
             },
             "num_gpus": num_gpus,
         }
-        return SimResult(steps, replicas, tasks, events, self._trace, summary)
+        return SimResult(steps, replicas, tasks, events, self.trace.events, summary)

@@ -21,11 +21,30 @@ from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_timeline, schedule,
 @dataclass
 class OpRecord:
     replica: int
-    stage: int
-    kind: str  # "F", "B" or "FB"
+    stage: int  # the stage that runs it; for a transfer, the stage that sends
+    kind: str  # compute: "F", "B" or "FB"; transfers: "activations" (to stage+1), "gradients" (to stage-1)
     micro_batch: int
     start_s: float
     end_s: float
+
+
+SYNC_STAGE = -1  # the stage field of a replica's gradient all-reduce and optimizer ops
+
+
+def transfers(ops: list[OpRecord], crossing_s: list[list[float]]) -> list[OpRecord]:
+    """The stage-to-stage sends the compute ops imply: a forward's activations to the next stage and a backward's
+    gradients to the previous one, each leaving when its op ends and taking its boundary's link time."""
+    out = []
+    for op in ops:
+        if op.kind == "F" and op.stage < len(crossing_s):
+            k, kind = op.stage, "activations"
+        elif op.kind == "B" and op.stage > 0:
+            k, kind = op.stage - 1, "gradients"
+        else:
+            continue
+        d = crossing_s[k][op.micro_batch]
+        out.append(OpRecord(op.replica, op.stage, kind, op.micro_batch, op.end_s, op.end_s + d))
+    return out
 
 
 class Attempt:
@@ -90,6 +109,8 @@ def replica_process(
 
     stages = [env.process(stage(k, ops)) for k, ops in enumerate(schedule(pp, num_mb))]
     yield env.all_of(stages)
+    if log is not None and not attempt.aborted:
+        log.extend(transfers([op for op in log if op.replica == replica], crossing_s))
 
 
 def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_times, crossing_s, jitter, log):
@@ -113,4 +134,5 @@ def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_times, cros
     yield env.timeout(finish)
     if attempt.aborted or not record:
         return
-    log.extend(OpRecord(replica, k, kind, m, start + a, start + b) for kind, k, m, a, b in timeline)
+    ops = [OpRecord(replica, k, kind, m, start + a, start + b) for kind, k, m, a, b in timeline]
+    log.extend(ops + transfers(ops, crossing_s))

@@ -23,7 +23,7 @@ from lobra.sim.cluster import Cluster
 from lobra.sim.config import Policy, SimConfig
 from lobra.sim.errors import SimError
 from lobra.sim.records import Recorder, SimResult
-from lobra.sim.replica import Attempt, OpRecord, replica_process
+from lobra.sim.replica import SYNC_STAGE, Attempt, OpRecord, replica_process
 from lobra.traces import StepSampler, Workload
 from tqdm import tqdm
 
@@ -145,7 +145,7 @@ class Simulator:
         # The seed at the top: running the same simulator twice gives the same result.
         self.rng = np.random.default_rng(self.config.seed)
         env = simpy.Environment()
-        rec = Recorder(self.workload, trace_steps=self.config.trace_steps)
+        rec = Recorder(self.workload, self.cost.model.num_layers)
         state = _State(
             Cluster(self.cost.gpu, self.num_gpus),
             pending_failures=sorted(self.config.failures, key=lambda f: f.time_s),
@@ -240,7 +240,7 @@ class Simulator:
         dispatch = self._dispatch(items, phase)
         placements = state.cluster.place(phase.plan)
         spans = state.cluster.spans_nodes(placements)
-        log: list[OpRecord] | None = [] if step < self.config.trace_steps else None
+        log: list[OpRecord] | None = [] if self.config.traced(step) else None
         run = Attempt()
         start = env.now
         finish: dict[int, float] = {}
@@ -284,11 +284,18 @@ class Simulator:
                 rec.lost(step, attempt, (env.now - start) * phase.plan.num_gpus)
                 return False
             state.dirty = True  # idle GPUs: the replicas run on, and the step re-plans after it
-        sync = max(
-            phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans) + phase.cost.optimizer_s(c)
+        # Every replica all-reduces its LoRA gradients with the others, then steps its optimizers; the step ends
+        # when the slowest has.
+        sync = [
+            (phase.cost.dp_sync_s(c, phase.plan.num_replicas, spans), phase.cost.optimizer_s(c))
             for c in phase.plan.replicas
-        )
-        yield env.timeout(sync)
+        ]
+        if log is not None:
+            t = env.now
+            for r, (reduce_s, optimizer_s) in enumerate(sync):
+                log.append(OpRecord(r, SYNC_STAGE, "all-reduce", -1, t, t + reduce_s))
+                log.append(OpRecord(r, SYNC_STAGE, "optimizer", -1, t + reduce_s, t + reduce_s + optimizer_s))
+        yield env.timeout(max(a + b for a, b in sync))
         rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
         rec.tokens(items, dispatch)
         return True

@@ -51,7 +51,11 @@ def register(p: argparse.ArgumentParser) -> None:
         metavar="TIME:GPU",
         help="GPU fails at TIME seconds (repeatable)",
     )
-    p.add_argument("--trace-steps", type=int, default=2, help="steps recorded in trace.json (default 2)")
+    p.add_argument(
+        "--trace-steps",
+        type=int,
+        help="record only the first N steps in trace.json (default: every step; 0: none)",
+    )
     p.add_argument("--out", help="write records, summary and trace here")
     add_json(p, "the summary")
     p.set_defaults(func=cmd_simulate)

@@ -131,9 +131,49 @@ def test_outputs_are_files_users_can_load(tmp_path):
     trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
     spans = [e for e in trace if e["ph"] == "X"]
     assert spans and all(e["dur"] > 0 for e in spans)
-    assert {e["pid"] for e in spans} == set(range(8))
+    assert {e["pid"] for e in spans} == set(range(9))  # the steps track, then the plan's 8 replicas
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["plan"] == str(PLAN)
+
+
+@pytest.mark.parametrize("pipeline", ["closed-form", "events"])
+def test_the_trace_holds_every_modelled_event_on_named_tracks(pipeline):
+    """Every traced step: compute per stage, stage-to-stage sends, the all-reduce and the optimizer of every replica,
+    each on a track named by its replica and stage; trace_steps=None traces every step."""
+    plan = parse_plan("<1,2>x2 <2,1>x1")
+    workload = parse_workload(
+        {"tasks": [{"name": "a", "trace": "gsm8k_train", "global_batch_size": 64, "max_len": 1024}]}
+    )
+    policy = Policy("p", "balanced", plan=plan)
+    result = simulate(policy, steps=3, workload=workload, trace_steps=None, pipeline=pipeline)
+    events = result.trace_events
+    names = {(e["pid"], e.get("tid")): e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert names[(0, None)] == "steps" and names[(1, None)] == "replica 0 <1,2>"
+    assert names[(1, 0)] == "stage 0: layers 0-15 + embedding"
+    assert names[(1, 1)] == "stage 1: layers 16-31 + LM head, loss"
+    assert names[(1, 100)] == "link 0 -> 1" and names[(1, 201)] == "link 1 -> 0"
+    assert names[(3, 0)] == "stage 0: layers 0-31 + embedding + LM head, loss"
+    spans = [e for e in events if e["ph"] == "X"]
+    steps = [e for e in spans if e["pid"] == 0]
+    assert [e["name"] for e in steps] == ["step 0", "step 1", "step 2"]
+    for step in steps:  # every op of a step lies inside the step's span
+        inside = [
+            e for e in spans if e["pid"] and step["ts"] - 1e-3 <= e["ts"] < step["ts"] + step["dur"] - 1e-3
+        ]
+        kinds = {e["name"].rstrip("0123456789 ") for e in inside}
+        assert kinds == {"F", "B", "FB", "activations", "gradients", "all-reduce", "optimizer"}
+        assert max(e["ts"] + e["dur"] for e in inside) <= step["ts"] + step["dur"] + 1e-3
+        # one all-reduce and one optimizer per replica, the optimizer right after the all-reduce
+        sync = sorted((e["pid"], e["name"], e["ts"], e["dur"]) for e in inside if e["tid"] == 1000)
+        assert [(p, n) for p, n, *_ in sync] == [
+            (p, n) for p in (1, 2, 3) for n in ("all-reduce", "optimizer")
+        ]
+        for (_, _, ts, dur), (_, _, ts2, _) in zip(sync[::2], sync[1::2], strict=True):
+            assert ts2 == pytest.approx(ts + dur)
+        # a forward's activations leave stage 0 as it ends: as many sends as stage-0 forwards
+        fwd = [e for e in inside if e["tid"] == 0 and e["name"].startswith("F") and e["pid"] in (1, 2)]
+        sends = [e for e in inside if e["tid"] == 100]
+        assert len(sends) == len(fwd) > 0 and all(e["dur"] > 0 for e in sends)
 
 
 def test_task_sequential_runs_the_tasks_one_after_another():
