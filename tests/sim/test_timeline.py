@@ -26,11 +26,12 @@ def run(plan: str, num_seqs: int, mbs: int, pipeline: str = "events", seq_len: i
     return sim.run(), cost
 
 
-def ops(result):
+def ops(result, tracks=range(100)):
+    """(track, name, start ms, end ms) of the replicas' ops on the given tracks (default: the stages' compute)."""
     return sorted(
         (e["tid"], e["name"], round(e["ts"] / 1e3, 6), round((e["ts"] + e["dur"]) / 1e3, 6))
         for e in result.trace_events
-        if e["ph"] == "X"
+        if e["ph"] == "X" and e["pid"] > 0 and e["tid"] in tracks
     )
 
 
@@ -40,6 +41,9 @@ def test_single_replica_runs_micro_batches_back_to_back():
     assert ops(result) == [(0, "FB0", 0.0, 4.0), (0, "FB1", 4.0, 8.0)]
     opt = cost.optimizer_s(parse_plan("<1,1>x1").replicas[0])
     assert result.summary["step_time_s"] == pytest.approx(0.008 + opt, abs=1e-12)
+    # one replica: nothing to all-reduce, then its optimizer on the sync track
+    end = round(8.0 + opt * 1e3, 6)
+    assert ops(result, [1000]) == [(1000, "all-reduce", 8.0, 8.0), (1000, "optimizer", 8.0, end)]
 
 
 def test_two_stage_1f1b_timeline_by_hand():
