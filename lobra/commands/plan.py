@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 from lobra.commands._common import add_json, add_planner_flag, add_seed, add_workers, print_json
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
@@ -95,12 +96,32 @@ def describe(result: PlanResult, gpu: GPUSpec | None = None) -> str:
     )
 
 
+@contextmanager
+def planning_progress(planner, desc: str, disable: bool = False):
+    """A progress bar over the plans the planner scores (its total grows as the search widens), with the time
+    left; shown only once scoring has taken a second, so quick plans print nothing."""
+    from tqdm import tqdm
+
+    with tqdm(desc=desc, unit="plan", disable=disable, delay=1.0, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        planner.progress = progress
+        try:
+            yield
+        finally:
+            planner.progress = None
+
+
 def cmd_plan(args) -> int:
     scenario = scenario_from_args(args)
     planned = DispatcherConfig.from_args(args, PLANNERS.get(args.planner).dispatcher_config)
     planner = get_planner(args.planner, dispatcher_config=planned, **planner_options(args))
     cost = cost_from_args(args, scenario)
-    result = planner.plan(scenario.workload, cost, scenario.num_gpus)
+    with planning_progress(planner, f"plan {scenario.name}", disable=args.json):
+        result = planner.plan(scenario.workload, cost, scenario.num_gpus)
     dispatched = None
     if args.check_estimate and result.estimate != SAMPLED_DISPATCH:  # a surrogate: and what dispatching gives
         dispatched = planner.dispatched_step_time(result, scenario.workload, cost)

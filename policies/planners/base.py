@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,6 +147,10 @@ class Planner:
         **overrides,
     ) -> None:
         self.config = PlannerConfig(**{**(config.__dict__ if config else {}), **overrides})
+        # progress(scored, to_score), called as plans are scored (the CLI's progress bar); to_score grows as the
+        # search widens.
+        self.progress: Callable[[int, int], None] | None = None
+        self._done = self._to_score = 0
         # The dispatch settings planned for: the class's own unless the caller's dispatch runs with others.
         self.dispatcher_config = dispatcher_config or type(self).dispatcher_config
 
@@ -166,6 +171,7 @@ class Planner:
                         raise beyond_capacity_error(task, n, where, largest, "give more GPUs, ")
                     raise beyond_capacity_error(task, n, where, largest, note=" (the cost model's limit)")
         sample = WorkloadSample.draw(workload, self.config.sample_steps, self.config.seed)
+        self._done = self._to_score = 0
         result = self.search(workload, sample, cost, num_gpus)
         largest = {}  # what each task's plan holds, under that plan's memory (a task alone on its own plan)
         for task in workload:

@@ -160,10 +160,19 @@ class LobraPlanner(Planner):
         return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
 
     def _map(self, fn, jobs) -> list[float]:
-        if self.config.workers == 1 or len(jobs) == 1:
-            return [fn(job) for job in jobs]
-        with worker_pool(self.config.workers) as pool:
-            return list(pool.map(fn, jobs))
+        """fn over jobs, in order, in worker processes where configured; each result counted for progress."""
+        self._to_score += len(jobs)
+        workers = self.config.workers
+        if workers == 1 or len(jobs) == 1:
+            return [self._scored(r) for r in map(fn, jobs)]
+        with worker_pool(workers) as pool:
+            return [self._scored(r) for r in pool.map(fn, jobs)]  # in order, each as it is ready
+
+    def _scored(self, result):
+        self._done += 1
+        if self.progress is not None:
+            self.progress(self._done, self._to_score)
+        return result
 
 
 @PLANNERS.register("lobra-plus")

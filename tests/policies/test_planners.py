@@ -147,3 +147,17 @@ def test_widening_the_window_never_loses_and_stops_when_the_plan_stays(monkeypat
     narrow = get_planner("lobra-plus", workers=1).plan(sc.workload, cost, 64)
     assert widened.gpu_seconds_per_step <= narrow.gpu_seconds_per_step
     assert widened.plans_considered > narrow.plans_considered
+
+
+@pytest.mark.parametrize("name,num_gpus", [("lobra", 4), ("lobra-plus", 16)])
+def test_progress_counts_every_plan_scored(small, cost, name, num_gpus):
+    calls = []
+    planner = get_planner(name, **FAST)
+    planner.progress = lambda done, total: calls.append((done, total))
+    result = planner.plan(small, cost, num_gpus)
+    assert calls and [d for d, _ in calls] == list(range(1, len(calls) + 1))  # one call per plan scored
+    assert all(d <= t for d, t in calls) and calls[-1][0] == calls[-1][1]  # ends with every plan scored
+    assert calls[-1][1] <= result.plans_considered
+    assert len(calls) > 1
+    planner.plan(small, cost, num_gpus)  # a second plan counts from zero
+    assert calls[len(calls) // 2][0] == 1
