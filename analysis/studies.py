@@ -8,6 +8,7 @@ that file's order) up to 12, then repeats the tasks under new names (analysis/sw
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -161,4 +162,16 @@ def load_validation(folder: str | Path) -> tuple[pd.DataFrame | None, str]:
         pairs = pairs[~pairs["warmup"].astype(bool)]
     if pairs.empty:
         return None, f"{path} holds no measured steps: run `lobra validate` again"
-    return pairs.reset_index(drop=True), f"{len(pairs)} measured step pairs from {path}"
+    return pairs.reset_index(drop=True), _validated(Path(folder), len(pairs))
+
+
+def _validated(folder: Path, pairs: int) -> str:
+    """'tiny-cpu: tiny model, executor ranks on this machine's CPUs, 40 step pairs': what a validation measured."""
+    try:
+        name = json.loads((folder / "validation.json").read_text())["scenario"]
+        from lobra.traces import load_scenario
+
+        model = load_scenario(name).model
+    except (OSError, ValueError, KeyError):
+        return f"{pairs} measured step pairs"
+    return f"{name}: {model} model, executor ranks on this machine's CPUs, {pairs} step pairs"  # validate is CPU only

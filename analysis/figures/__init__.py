@@ -3,7 +3,7 @@
 Each figure draws its rows of the sweep as NAME.png, NAME.pdf and NAME.csv (the numbers drawn). The parts:
 figure.py (what a figure is), registry.py (the set, in order: the one list `lobra figures` and `lobra report`
 read), one module per family (compare.py, scalability.py, buckets.py, planning.py, lengths.py, validation.py),
-style.py (the look they share) and make.py (`make_all`: the sweep, every figure, figures.json).
+lobra.analysis.style (the look every plot shares) and make.py (`make_all`: the sweep, every figure, figures.json).
 
 Normalised as the paper does: GPU scalability relative to each policy's own smallest cluster; task scalability
 relative to Task-Fused with the fewest tasks.

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from lobra.analysis import paper
 from lobra.analysis.figures.figure import Figure
-from lobra.analysis.figures.style import WIDTH_IN, save, setting, style
+from lobra.analysis.style import WIDTH_IN, save, setting, style
 
 
 def bucket_knee(table: pd.DataFrame, within: float = 0.01) -> int:
@@ -40,6 +40,8 @@ def fig_buckets(rows: pd.DataFrame, out: Path) -> pd.DataFrame:
             ax.legend(fontsize=6.8)
         left.set_ylabel("step time (s)")
         right.set_ylabel("padding (% of padded tokens)")
+        left.set_ylim(bottom=0)
+        right.set_ylim(bottom=0)
         fig.suptitle(f"Buckets: {setting(rows)}, plan {table['plan'].iloc[0]}", fontsize=9.5)
         save(fig, table, out, "buckets")
     return table

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from lobra.analysis.figures.figure import Figure, Table
-from lobra.analysis.figures.style import (
+from lobra.analysis.style import (
     ABLATION_LABELS,
     COLORS,
     LABELS,
@@ -19,6 +19,7 @@ from lobra.analysis.figures.style import (
     split_label,
     style,
 )
+from matplotlib.patches import Patch
 
 POLICIES = ("task-sequential", "task-fused", "lobra", "lobra-plus")
 ABLATION_ORDER = ("task-fused", "lobra-length", "lobra-balanced", "lobra")
@@ -73,21 +74,28 @@ def gpu_seconds_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gpu_seconds_panel(ax, t: pd.DataFrame) -> None:
-    names = list(t["policy"])
+    """The policies as bars; the lower bound, which no policy runs at, as a dashed line across them."""
+    runs = t[t["policy"] != "lower-bound"]
+    names = list(runs["policy"])
     bars = ax.bar(
         [LABELS[n] for n in names],
-        t["gpu_seconds_per_step"],
+        runs["gpu_seconds_per_step"],
         color=[COLORS[n] for n in names],
         edgecolor="black",
         linewidth=0.6,
-        hatch=None,
     )
-    for bar, (_, r) in zip(bars, t.iterrows(), strict=True):
+    for bar, (_, r) in zip(bars, runs.iterrows(), strict=True):
         v = r["gpu_seconds_per_step"]
         text = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
         if not r["policy"].startswith("task-"):
             text += f"\n{-r['vs_best_baseline_pct']:+.0f}%"
         annotate(ax, bar, text)
+    for _, r in t[t["policy"] == "lower-bound"].iterrows():
+        v = r["gpu_seconds_per_step"]
+        ax.axhline(
+            v, color="0.3", ls="--", lw=1, label=f"lower bound {v:.3g} ({-r['vs_best_baseline_pct']:+.0f}%)"
+        )
+        ax.legend(loc="upper right")
     ax.set_ylabel("GPU-seconds per step")
     ax.tick_params(axis="x", labelrotation=30, labelsize=7.5)
     for lab in ax.get_xticklabels():
@@ -116,28 +124,47 @@ def fig_ablation(rows: pd.DataFrame, out: Path) -> pd.DataFrame:
             )
     table = pd.DataFrame(table)
     settings = list(dict.fromkeys(table["setting"]))
+    top = axis_top(table["relative_to_task_fused"])
     with style():
-        fig, axes = plt.subplots(1, len(settings), figsize=(WIDTH_IN, 3.2), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(settings), figsize=(WIDTH_IN, 3.4), squeeze=False, sharey=True)
         for ax, label in zip(axes[0], settings, strict=True):
             t = table[table["setting"] == label]
             bars = ax.bar(
                 [ABLATION_LABELS[p] for p in t["policy"]],
-                t["relative_to_task_fused"],
+                t["relative_to_task_fused"].clip(upper=top),
                 color=[COLORS[p] for p in t["policy"]],
                 edgecolor="black",
                 linewidth=0.6,
             )
             for bar, v in zip(bars, t["relative_to_task_fused"], strict=True):
-                annotate(ax, bar, f"{v:.2f}x")
+                # a bar past the axis is cut at its top, its value written on it
+                annotate(ax, bar, f"{v:.2f}x" + (" (off scale)" if v > top else ""))
+                if v > top:
+                    bar.set_hatch("//")
             ax.axhline(1.0, color="black", lw=0.8, ls=":")
             ax.set_title(f"{label}: {setting(rows[rows['setting'] == label])}")
             ax.tick_params(axis="x", labelsize=7)
-            ax.margins(y=0.15)
+            ax.set_ylim(0, 1.18 * top)
             ax.grid(axis="x", visible=False)
         axes[0][0].set_ylabel("GPU-seconds per step\n(relative to Task-Fused)")
-        fig.suptitle("Ablation: each of LobRA's parts added in turn", fontsize=9.5)
-        save(fig, table, out, "ablation")
+        handles = [
+            Patch(facecolor=COLORS[p], edgecolor="black", label=LABELS[p].replace("\n", " "))
+            for p in ABLATION_ORDER
+        ]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+        fig.suptitle("Ablation: each of LobRA's parts added in turn (dotted: Task-Fused)", fontsize=9.5)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        save(fig, table, out, "ablation", layout=False)
     return table
+
+
+def axis_top(values: pd.Series, outlier: float = 2.0) -> float:
+    """The top of a bar axis: the largest value, unless it exceeds `outlier` x the next one (it would squash every
+    other bar), then the next one; the outlier is drawn cut at the top."""
+    ordered = sorted(values, reverse=True)
+    if len(ordered) > 1 and ordered[0] > outlier * ordered[1]:
+        return ordered[1]
+    return ordered[0]
 
 
 PAPER_PLANS = Table(

@@ -28,7 +28,7 @@ class FigureInputs:
     studies: Mapping[str, pd.DataFrame]
     settings: FigureSettings
     pairs: pd.DataFrame | None = None
-    validation: str = ""  # where the pairs came from, for the sim-vs-real title
+    validation: str = ""  # what the pairs measured (scenario, model, where), for the sim-vs-real title
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from lobra.analysis.figures.figure import Figure
-from lobra.analysis.figures.style import HORIZONTAL, WIDTH_IN, save, style
 from lobra.analysis.studies import FigureSettings
+from lobra.analysis.style import HORIZONTAL, WIDTH_IN, save, style
 from lobra.analysis.sweep import workload_of
 from lobra.traces import PAPER_DATASETS
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 
 def fig_lengths(tasks: list, out: Path) -> pd.DataFrame:
@@ -38,11 +40,13 @@ def fig_lengths(tasks: list, out: Path) -> pd.DataFrame:
         ax.set_yticks(y, [f"{t.name} (batch {t.global_batch_size})" for t in tasks])
         ax.invert_yaxis()
         ax.set_xscale("log")
-        ax.set_xlabel(
-            "sequence length (tokens, log scale)\nbox: 25-75%, whiskers: 1-99%, orange line: median"
-        )
-        ax.set_title("Length distributions of the tasks")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.set_xlabel("sequence length (tokens, log scale)")
+        ax.set_title("Length distributions of the tasks (after each task's max_len)")
+        # what the boxes mean, as legend entries beside the means
+        box = Patch(facecolor="0.9", edgecolor="black", label="25-75% (whiskers 1-99%)")
+        median = Line2D([], [], color="C1", label="median")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=[box, median, *handles], fontsize=7, loc="lower left")
         save(fig, table, out, "lengths")
     return table
 

@@ -39,7 +39,7 @@ def make_all(
     note = progress or (lambda _label: None)
     df, parts = run_studies(settings, note)
     pairs, why = (None, "no validation folder given") if validation is None else load_validation(validation)
-    inputs = FigureInputs(parts, settings, pairs, "" if validation is None else str(validation))
+    inputs = FigureInputs(parts, settings, pairs, why if pairs is not None else "")
     with staged_dir(
         out
     ) as stage:  # the run's files replace the old ones together, or none do (Ctrl-C, a fault)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from lobra.analysis import paper
 from lobra.analysis.figures.figure import Figure
-from lobra.analysis.figures.style import COLORS, LABELS, WIDTH_IN, save, style
+from lobra.analysis.style import COLORS, LABELS, WIDTH_IN, save, style
 
 TAIL_COLUMNS = (
     "plan",

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from lobra.analysis.figures.figure import Figure, FigureInputs
-from lobra.analysis.figures.style import WIDTH_IN, save, style
+from lobra.analysis.style import WIDTH_IN, save, style
 
 
 def per_plan(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def fig_sim_vs_real(pairs: pd.DataFrame, out: Path, source: str = "") -> pd.Data
         fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.1))
         _per_step_panel(left, pairs)
         _per_plan_panel(right, table)
-        fig.suptitle(f"Simulated vs measured step times{f' ({source})' if source else ''}", fontsize=9.5)
+        fig.suptitle(f"Simulated vs measured step times{f', {source}' if source else ''}", fontsize=9.5)
         save(fig, table, out, "sim_vs_real")
     return table
 
@@ -85,7 +85,7 @@ def _per_plan_panel(ax, table: pd.DataFrame) -> None:
             xytext=(0, 2),
             textcoords="offset points",
         )
-    ax.set_xticks(x, list(table["plan"]), rotation=20, ha="right", fontsize=7)
+    ax.set_xticks(x, [p.replace(" ", "\n") for p in table["plan"]], fontsize=7)  # one replica group a line
     ax.set_ylabel("mean step time (s)")
     ax.set_title("per plan (label: simulated vs measured)")
     ax.margins(y=0.15)

@@ -143,6 +143,15 @@ def _lora(args, rank: int = DEFAULT_LORA_RANK, targets: tuple[str, ...] = DEFAUL
     return {"lora_rank": rank, "lora_targets": tuple(targets)}
 
 
+def profile_label(path: str) -> str:
+    """'llama2-7b on a100-40gb (llama2_7b_a100_40gb_layer_time.csv)' for a shipped profile, else its file name."""
+    from lobra.costmodel.profile import SHIPPED_PROFILES
+
+    name = Path(path).name
+    pair = next((pair for pair, file in SHIPPED_PROFILES.items() if file == name), None)
+    return f"{pair[0]} on {pair[1]} ({name})" if pair else name
+
+
 def cmd_fit(args) -> int:
     df = load_profile(args.profile)
     if args.analytical:
@@ -151,7 +160,8 @@ def cmd_fit(args) -> int:
     if args.plot:
         from lobra.analysis.plots import plot_fit  # matplotlib only when asked
 
-        atomic_write(args.plot, lambda tmp: plot_fit(df, fit, tmp))
+        title = f"Layer-time fit of {profile_label(args.profile)}"
+        atomic_write(args.plot, lambda tmp: plot_fit(df, fit, tmp, title))
     atomic_write(args.out, fit.to_json)
     rows = [
         {"tp": tp, **{f"c{i + 1}": c for i, c in enumerate(fit.coeffs[tp])}, "mape_pct": fit.mape_pct[tp]}

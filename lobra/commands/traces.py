@@ -71,7 +71,7 @@ def _show(trace: Trace, as_json: bool) -> None:
 def cmd_show(args) -> int:
     trace = load_trace(args.trace)
     if args.plot:
-        from lobra.traces.plot import plot_length_histogram  # matplotlib only when asked
+        from lobra.analysis.plots import plot_length_histogram  # matplotlib only when asked
 
         atomic_write(args.plot, lambda tmp: plot_length_histogram(trace, tmp))
     _show(trace, args.json)
