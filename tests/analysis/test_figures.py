@@ -237,3 +237,10 @@ def test_an_interrupted_figures_run_leaves_the_previous_outputs(tasks_file, tmp_
     assert rc == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".figs.staged-")]
+
+
+def test_an_outlier_bar_is_cut_at_the_axis_not_stretching_it():
+    from lobra.analysis.figures.compare import axis_top
+
+    assert axis_top(pd.Series([1.0, 0.8, 3.87, 0.6])) == 1.0  # 3.87x would squash the others: cut at 1.0
+    assert axis_top(pd.Series([1.0, 0.8, 1.9])) == 1.9  # within 2x of the next: the axis holds it
