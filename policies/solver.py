@@ -17,3 +17,9 @@ MIP_REL_GAP = (
 
 def milp_options(time_limit_s: float, node_limit: int, mip_rel_gap: float = MIP_REL_GAP) -> dict:
     return {"time_limit": time_limit_s, "node_limit": node_limit, "disp": False, "mip_rel_gap": mip_rel_gap}
+
+
+def stopped_by_clock(result) -> bool:
+    """Whether the wall-clock safety net, not the node limit, stopped this solve: its answer then depends on the
+    machine's load, and the caller reports it (HiGHS says "Time limit reached"; a node limit, "Solution limit")."""
+    return "Time limit reached" in (getattr(result, "message", "") or "")

@@ -127,6 +127,7 @@ class Simulator:
 
     def _planned(self, active: Workload, tasks: frozenset[str], cost: CostModel, num_gpus: int) -> Deployment:
         result = self.policy.make_planner().plan(active, cost, num_gpus)
+        self._clock_stopped += result.clock_stopped
         if result.plan is not None:
             phases = [Phase(result.plan, cost)]
         else:  # Task-Sequential: each task on its own plan, one after another
@@ -144,6 +145,8 @@ class Simulator:
     def run(self) -> SimResult:
         # The seed at the top: running the same simulator twice gives the same result.
         self.rng = np.random.default_rng(self.config.seed)
+        self._clock_stopped = 0  # the planners' programmes stopped by the wall-clock safety net
+        self.dispatcher.clock_stopped = 0
         env = simpy.Environment()
         rec = Recorder(self.workload, self.cost.model.num_layers)
         state = _State(
@@ -164,7 +167,11 @@ class Simulator:
         main = env.process(self._main(env, state, sampler, rec, bar))
         env.run(until=main)  # leftover failure timers past the last step do not count
         bar.close()
-        return rec.result(env.now, self.num_gpus)
+        result = rec.result(env.now, self.num_gpus)
+        # Integer programmes the wall-clock safety net stopped, not the node limit: where any did, this run's
+        # plans or dispatches may differ on a machine under another load.
+        result.summary["clock_stopped_programmes"] = self._clock_stopped + self.dispatcher.clock_stopped
+        return result
 
     def _main(self, env, state: _State, sampler: StepSampler, rec: Recorder, bar):
         step = 0

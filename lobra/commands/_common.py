@@ -75,3 +75,13 @@ def add_workers(p, what: str = "processes scoring plans and running simulations"
 
 def add_json(p, what: str = "the result") -> None:
     p.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout instead of a table")
+
+
+def warn_clock_stopped(count: int) -> None:
+    """On stderr, when the wall-clock safety net rather than the node limit stopped some integer programmes."""
+    if count:
+        sys.stderr.write(
+            f"warning: {count} integer programme(s) stopped at the --ilp-time-limit safety net, not the node limit:"
+            " on a machine under another load the result may differ; raise --ilp-time-limit or lower"
+            " --ilp-node-limit\n"
+        )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from contextlib import contextmanager
 
-from lobra.commands._common import add_json, add_planner_flag, add_seed, add_workers, print_json
+from lobra.commands._common import (
+    add_json,
+    add_planner_flag,
+    add_seed,
+    add_workers,
+    print_json,
+    warn_clock_stopped,
+)
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
 from lobra.costmodel import CostModel
 from lobra.costmodel.memory import CHECKPOINTING
@@ -122,6 +129,7 @@ def cmd_plan(args) -> int:
     cost = cost_from_args(args, scenario)
     with planning_progress(planner, f"plan {scenario.name}", disable=args.json):
         result = planner.plan(scenario.workload, cost, scenario.num_gpus)
+    warn_clock_stopped(result.clock_stopped)
     dispatched = None
     if args.check_estimate and result.estimate != SAMPLED_DISPATCH:  # a surrogate: and what dispatching gives
         dispatched = planner.dispatched_step_time(result, scenario.workload, cost)

@@ -9,6 +9,7 @@ from lobra.commands._common import (
     add_planner_flag,
     add_seed,
     print_json,
+    warn_clock_stopped,
 )
 from lobra.commands.plan import add_cost_arguments, cost_from_args
 from lobra.commands.scenarios import add_scenario_arguments, scenario_from_args
@@ -78,6 +79,7 @@ def cmd_simulate(args) -> int:
         progress=not args.json,
     )
     result = Simulator(workload, cost, num_gpus, policy, sim).run()
+    warn_clock_stopped(result.summary["clock_stopped_programmes"])
     if args.out:
         with staged_dir(args.out) as stage:  # the run's files replace the old ones together, or none do
             result.write(stage)

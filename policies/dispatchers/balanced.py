@@ -16,7 +16,7 @@ from lobra.policies.dispatchers.base import DISPATCHERS, Assignment, Dispatcher,
 from lobra.policies.dispatchers.loads import ReplicaLoads
 from lobra.policies.lp import split_lp
 from lobra.policies.quiet_milp import milp
-from lobra.policies.solver import milp_options
+from lobra.policies.solver import milp_options, stopped_by_clock
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
 
@@ -146,6 +146,7 @@ class BalancedILPDispatcher(Dispatcher):
             constraints=rows.constraint(layout.num_vars),
             options=milp_options(self.config.time_limit_s, self.config.node_limit),
         )
+        self.clock_stopped += stopped_by_clock(result)
         if result.x is None:
             return BalancedDispatcher(self.config).assign(counts, plan, table)
         out: Assignment = [{} for _ in replicas]

@@ -46,6 +46,8 @@ class Dispatcher:
                 f"(got mbs={self.config.mbs}; the fixed-mbs dispatcher takes one)"
             )
         self._tables: dict[int, CostTable] = {}
+        # integer programmes the wall-clock safety net stopped (balanced-ilp): their dispatch depends on the load
+        self.clock_stopped = 0
 
     def table(self, cost: CostModel) -> CostTable:
         # One table per cost model, kept across steps: dispatch is on the hot path of the simulator.

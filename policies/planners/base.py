@@ -96,6 +96,9 @@ class PlanResult:
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
     plans_considered: int = 0
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
+    clock_stopped: int = (
+        0  # of those, stopped by the wall-clock safety net: this plan may differ on another load
+    )
     estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
     lower_bound_cut_pct: float = 0.0  # sampled tokens beyond every config of the cluster, not in the bound
     # sampled tokens beyond the plan's largest replica: truncated or dropped, as configured
@@ -128,6 +131,7 @@ class PlanResult:
             "dispatcher": self.dispatcher,
             "plans_considered": self.plans_considered,
             "unproven_programmes": self.unproven,
+            "clock_stopped_programmes": self.clock_stopped,
             "estimate": self.estimate,
             "beyond_capacity": self.dispatcher_config.beyond_capacity,
             "cut_pct": self.cut_pct,
@@ -194,6 +198,7 @@ class Planner:
             task_plans=result.task_plans,
             plans_considered=result.plans_considered,
             unproven=result.unproven,
+            clock_stopped=result.clock_stopped,
             estimate=self.estimate,
             cut_pct=_cut_pct(sample, largest, policy == "drop"),
         )
@@ -218,6 +223,7 @@ class SearchResult:
     plans_considered: int = 1
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
     unproven: int = 0
+    clock_stopped: int = 0
 
 
 def workload_memory(workload: Workload, base: MemoryOptions) -> MemoryOptions:

@@ -19,7 +19,7 @@ from lobra.costmodel import DeploymentPlan
 from lobra.policies.costs import CostTable
 from lobra.policies.quiet_milp import milp
 from lobra.policies.registry import PolicyError
-from lobra.policies.solver import milp_options
+from lobra.policies.solver import milp_options, stopped_by_clock
 from scipy.optimize import Bounds, LinearConstraint
 from scipy.sparse import coo_matrix
 
@@ -28,6 +28,7 @@ from scipy.sparse import coo_matrix
 class IlpScore:
     makespan_s: float  # the best solution found
     proven: bool  # within the MIP gap of optimal; False: a limit stopped the search first
+    clock_stopped: bool = False  # the limit was the wall-clock safety net: the answer depends on the load
 
 
 def plan_makespan_ilp(
@@ -87,4 +88,4 @@ def plan_makespan_ilp(
     )
     if result.x is None:
         raise PolicyError(f"the planning programme for {plan} found no solution within its limits")
-    return IlpScore(float(result.x[z]), result.status == 0)
+    return IlpScore(float(result.x[z]), result.status == 0, stopped_by_clock(result))

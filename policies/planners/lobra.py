@@ -9,6 +9,8 @@ that will really run (the fast `balanced` heuristic, with packing), so the plan 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.costs import CostTable, min_bubble_s
 from lobra.policies.dispatchers import DispatcherConfig
@@ -38,19 +40,29 @@ def step_overhead_s(plan: DeploymentPlan, cost: CostModel) -> float:
     return max(cost.dp_sync_s(c, plan.num_replicas, spans) + cost.optimizer_s(c) for c, _ in plan.entries)
 
 
-def _ilp_step_time(args) -> tuple[float, bool]:
-    """A plan's score by its programme, and whether the programme proved it; unproven (a limit stopped it), the
-    plan is scored by a feasible dispatch of the sampled steps instead of the programme's incumbent."""
+class Score(NamedTuple):
+    """A plan's estimated step time, whether its programme proved it, and whether the wall-clock safety net
+    rather than the node limit stopped that programme (the score then depends on the machine's load)."""
+
+    step_time_s: float
+    proven: bool = True
+    clock_stopped: bool = False
+
+
+def _ilp_step_time(args) -> Score:
+    """A plan's score by its programme; unproven (a limit stopped it), the plan is scored by a feasible dispatch
+    of the sampled steps instead of the programme's incumbent."""
     plan, counts, table, limits, sample, dispatcher_config = args
     score = plan_makespan_ilp(plan, counts, table, *limits)
     if score.proven:
-        return score.makespan_s + step_overhead_s(plan, table.cost), True
-    return evaluate_plan(plan, sample, table.cost, "balanced", dispatcher_config), False
+        return Score(score.makespan_s + step_overhead_s(plan, table.cost))
+    dispatched = evaluate_plan(plan, sample, table.cost, "balanced", dispatcher_config)
+    return Score(dispatched, False, score.clock_stopped)
 
 
-def _dispatch_step_time(args) -> float:
+def _dispatch_step_time(args) -> Score:
     plan, sample, cost, dispatcher, config = args
-    return evaluate_plan(plan, sample, cost, dispatcher, config)
+    return Score(evaluate_plan(plan, sample, cost, dispatcher, config))
 
 
 class _Chooser:
@@ -63,7 +75,7 @@ class _Chooser:
         self.planner, self.counts, self.sample, self.table = planner, counts, sample, table
         self.num_gpus = num_gpus
         self.bubbles, self.homogeneous = bubbles, homogeneous
-        self.scores: dict[DeploymentPlan, tuple[float, bool]] = {}
+        self.scores: dict[DeploymentPlan, Score] = {}
 
     def __call__(self, plans: list[DeploymentPlan]) -> SearchResult:
         if not plans:
@@ -82,11 +94,14 @@ class _Chooser:
         missing = [p for p in wanted if p not in self.scores]
         if missing:
             self.scores |= self.planner.score(missing, self.counts, self.sample, self.table)
-        times = {p: t for p, (t, _) in self.scores.items()}  # every plan scored so far: widening never loses
+        times = {
+            p: s.step_time_s for p, s in self.scores.items()
+        }  # every plan scored so far: widening never loses
         best = min(times, key=lambda p: (times[p], str(p)))
-        unproven = sum(not ok for _, ok in self.scores.values())
+        unproven = sum(not s.proven for s in self.scores.values())
+        clock = sum(s.clock_stopped for s in self.scores.values())
         considered = len(set(plans) | set(self.homogeneous))
-        return SearchResult(best, times[best], plans_considered=considered, unproven=unproven)
+        return SearchResult(best, times[best], considered, unproven=unproven, clock_stopped=clock)
 
 
 @PLANNERS.register("lobra")
@@ -152,14 +167,14 @@ class LobraPlanner(Planner):
                 return plans
             window *= 2
 
-    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, tuple[float, bool]]:
-        """Each plan's estimated step time, and whether its programme proved it."""
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, Score]:
+        """Each plan's estimated step time, and how its programme ended."""
         d = self.dispatcher_config
         limits = (self.config.time_limit_s or d.time_limit_s, self.config.node_limit or d.node_limit)
         jobs = [(p, counts, table, limits, sample, d) for p in plans]
         return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
 
-    def _map(self, fn, jobs) -> list[float]:
+    def _map(self, fn, jobs) -> list[Score]:
         """fn over jobs, in order, in worker processes where configured; each result counted for progress."""
         self._to_score += len(jobs)
         workers = self.config.workers
@@ -181,13 +196,13 @@ class LobraPlusPlanner(LobraPlanner):
     estimate = SAMPLED_DISPATCH
     dispatcher_config = DispatcherConfig(packing=True)
 
-    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, tuple[float, bool]]:
+    def score(self, plans, counts, sample, table: CostTable) -> dict[DeploymentPlan, Score]:
         # Dispatching every sample step on every survivor is the expensive part: keep the best bounds only (and
         # the homogeneous plans, which come last).
         homogeneous = [p for p in plans if len(p.entries) == 1]
         plans = list(dict.fromkeys(plans[: self.config.max_scored] + homogeneous))
         jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
-        return {p: (t, True) for p, t in zip(plans, self._map(_dispatch_step_time, jobs), strict=True)}
+        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True))
 
 
 @PLANNERS.register("exhaustive")

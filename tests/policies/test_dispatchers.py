@@ -154,3 +154,41 @@ def test_an_unproven_integer_programme_is_never_worse_than_the_heuristic():
     heuristic = get_dispatcher("balanced").assign(counts, plan, table)
     assert makespan_s(stopped, plan.replicas, table) <= makespan_s(heuristic, plan.replicas, table) + 1e-12
     assert {s: sum(r.get(s, 0) for r in stopped) for s in counts} == counts
+
+
+@pytest.mark.slow
+def test_the_integer_programme_gives_the_same_dispatch_under_heavy_load(cost7b):
+    """Its node limit decides, not the clock: the same steps dispatch identically with every core kept busy by
+    other processes (the wall-clock safety net, far away, is never what stops it)."""
+    import multiprocessing as mp
+    import os
+
+    dispatcher = get_dispatcher("balanced-ilp", node_limit=200)
+    steps = [step(seed, n=400) for seed in range(3)]
+    idle = [dispatcher.dispatch(items, PAPER_PLAN, cost7b) for items in steps]
+    hogs = [
+        mp.get_context("spawn").Process(target=_spin, daemon=True) for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    for h in hogs:
+        h.start()
+    try:
+        busy = [dispatcher.dispatch(items, PAPER_PLAN, cost7b) for items in steps]
+    finally:
+        for h in hogs:
+            h.terminate()
+    assert busy == idle
+    assert dispatcher.clock_stopped == 0
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def test_a_programme_stopped_by_the_clock_is_counted(cost7b):
+    dispatcher = get_dispatcher("balanced-ilp", time_limit_s=1e-3, node_limit=10**9)
+    out = dispatcher.dispatch(step(0, n=400), PAPER_PLAN, cost7b)
+    out.check(step(0, n=400), cost7b)  # still a valid dispatch (the heuristic's, or a better incumbent)
+    assert dispatcher.clock_stopped == 1
+    dispatcher.dispatch(step(1, n=400), PAPER_PLAN, cost7b)
+    assert dispatcher.clock_stopped == 2

@@ -134,6 +134,7 @@ def test_outputs_are_files_users_can_load(tmp_path):
     assert {e["pid"] for e in spans} == set(range(9))  # the steps track, then the plan's 8 replicas
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["plan"] == str(PLAN)
+    assert summary["clock_stopped_programmes"] == 0  # the node limit, not the clock, decided every programme
 
 
 @pytest.mark.parametrize("pipeline", ["closed-form", "events"])
