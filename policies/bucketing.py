@@ -33,10 +33,12 @@ def dp_buckets(lengths, max_buckets: int = DEFAULT_NUM_BUCKETS, round_to: int = 
     # cost[k][j]: least padded tokens covering values[:j+1] with k+1 buckets, the last boundary at values[j].
     cost = v * prefix[1:]
     choice = np.zeros((max_buckets, m), dtype=np.int64)
+    # previous last boundary at i < j: cost[i] + v[j] * (prefix[j+1] - prefix[i+1]); the part without cost[i] is
+    # the same for every k (all integers in float64, so the sum is exact in any order), +inf where i >= j
+    step = (v * prefix[1:])[:, None] - v[:, None] * prefix[None, 1:]
+    step[np.triu_indices(m)] = np.inf
     for k in range(1, max_buckets):
-        # previous last boundary at i < j: cost[i] + v[j] * (prefix[j+1] - prefix[i+1])
-        cand = cost[None, :] - v[:, None] * prefix[None, 1:] + (v * prefix[1:])[:, None]
-        cand[np.triu_indices(m)] = np.inf  # only i < j
+        cand = cost[None, :] + step
         best = cand.argmin(axis=1)
         new = cand[np.arange(m), best]
         new[0] = cost[0]

@@ -84,32 +84,46 @@ def split_across_configs(counts: dict[int, int], plan: DeploymentPlan, table: Co
 
 def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
     """Move k sequences of one length from the slowest replica to another while the pair's larger time drops below
-    the current makespan. Each move lowers the sorted vector of loads lexicographically, so this terminates."""
+    the current makespan. Each move lowers the sorted vector of loads lexicographically, so this terminates.
+
+    The best move is the one with the lowest larger time, the first found among equals. Two prunings keep the
+    search exact: the sender's time after giving k sequences is the same for every receiver (computed once), and
+    a move is no better than either side's time after it, so a sender already at the bar skips its receivers; a
+    receiver already at the bar is skipped too, where its costs grow with its load (they do: non-negative
+    per-sequence and per-micro-batch times)."""
     n_rep = len(loads.replicas)
     for _ in range(max_moves):
         totals = [loads.total(r) for r in range(n_rep)]
-        src = int(np.argmax(totals))
-        current = totals[src]
+        src = max(range(n_rep), key=totals.__getitem__)  # the first of the slowest, as argmax
+        bar = totals[src] - 1e-12  # both replicas of a move must end below it
         best = None
         for s, n in loads.counts[src].items():
             per_mb = loads.length_cost(src, s).per_mb
             sizes = {1, n, min(n, per_mb), n % per_mb or min(n, per_mb)}
+            left: dict[int, float] = {}  # k -> the sender's time after giving k
             for dst in range(n_rep):
                 dst_cost = loads.length_cost(dst, s)
                 if dst == src or dst_cost is None:
                     continue
+                limit = bar if best is None else min(bar, best[0])
+                if totals[dst] >= limit and dst_cost.alpha_s >= 0 and dst_cost.beta_s >= 0:
+                    continue
                 # also whatever completes the receiver's partial micro-batch of this length
                 fill = -loads.counts[dst].get(s, 0) % dst_cost.per_mb
                 for k in sizes | ({fill} if 0 < fill <= n else set()):
-                    after = max(loads.total_if(src, s, -k), loads.total_if(dst, s, k))
-                    if after < current - 1e-12 and (best is None or after < best[0]):
+                    given = left.get(k)
+                    if given is None:
+                        given = left[k] = loads.total_if(src, s, -k)
+                    if given >= (bar if best is None else min(bar, best[0])):
+                        continue
+                    after = max(given, loads.total_if(dst, s, k))
+                    if after < bar and (best is None or after < best[0]):
                         best = (after, s, dst, k)
         if best is None:
             return
         _, s, dst, k = best
         loads.add(src, s, -k)
         loads.add(dst, s, k)
-
 
 @DISPATCHERS.register("balanced-ilp")
 class BalancedILPDispatcher(Dispatcher):

@@ -68,7 +68,8 @@ class Dispatcher:
         if max(limits) == 0:
             raise PolicyError(f"no replica of plan {plan} can hold {cost.model.name} on {cost.gpu.name}")
         lengths, dropped, truncated = resolve_overflow(items, plan, max(limits), self.config.beyond_capacity)
-        keep = [i for i in range(len(items)) if i not in set(dropped)]
+        gone = set(dropped)
+        keep = [i for i in range(len(items)) if i not in gone]
         if not keep:
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
         kept_lengths = np.array([lengths[i] for i in keep])
