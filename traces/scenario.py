@@ -122,6 +122,14 @@ for _defn in [
         16,
     ),
     ScenarioDef(
+        "scale-1k",
+        "thousand-GPU what-if: Llama-3-70B on 1,024 H100s (128 nodes of 8), 64 tenants drawn from the paper's 12",
+        "scale-1k.yaml",
+        "llama3-70b",
+        "h100-80gb",
+        1024,
+    ),
+    ScenarioDef(
         "tiny-cpu",
         "executor validation on a CPU: the tiny model, 4 ranks, 3 small real-trace tasks",
         "tiny-cpu.yaml",

@@ -14,17 +14,19 @@ The parts: spec.py (a run, the --vary grid), workloads.py (task sets and cost mo
 run: plan, then simulate) and pool.py (every run of a sweep, in one pool of processes).
 """
 
-from lobra.analysis.sweep.pool import WALL_CLOCK_COLUMNS, progress_total, run_sweep
+from lobra.analysis.sweep.pool import BACKENDS, WALL_CLOCK_COLUMNS, check_backend, progress_total, run_sweep
 from lobra.analysis.sweep.simulate import display_name, fixed_plan, plan_run, policy_of, simulate_run
 from lobra.analysis.sweep.spec import VARY_KEYS, RunSpec, SweepError, expand_grid, parse_vary
 from lobra.analysis.sweep.workloads import TASK_POOLS, cost_of, select_tasks, workload_of
 from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_NUM_BUCKETS",
     "TASK_POOLS",
     "VARY_KEYS",
     "WALL_CLOCK_COLUMNS",
+    "check_backend",
     "RunSpec",
     "SweepError",
     "cost_of",

@@ -9,9 +9,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lobra.analysis.sweep import (
+    BACKENDS,
     VARY_KEYS,
     RunSpec,
     SweepError,
+    check_backend,
     expand_grid,
     parse_vary,
     progress_total,
@@ -54,13 +56,24 @@ def register(p: argparse.ArgumentParser) -> None:
     add_sim_steps(p, "run")
     add_seed(p, "every run's step sampler")
     add_solver_arguments(p)
-    add_workers(p, "parallel processes")
+    add_workers(p, "parallel processes (with --backend ray and no --address: the local Ray's CPUs)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: processes here; ray: Ray tasks, on a local Ray started for the sweep or the cluster at"
+        " --address (pip install 'lobra[ray]') (default local)",
+    )
+    p.add_argument(
+        "--address", help="with --backend ray: a running Ray cluster, e.g. ray://head:10001 or auto"
+    )
     p.add_argument("--out", default="out/sweep", help="writes sweep.parquet and sweep.csv here")
     add_json(p, "the rows")
     p.set_defaults(func=cmd_sweep)
 
 
 def cmd_sweep(args) -> int:
+    check_backend(args.backend, args.address)
     vary = [parse_vary(text) for text in args.vary]
     if not vary:
         raise SweepError("give at least one --vary KEY=V1,V2 (e.g. --vary num-gpus=16,32,64)")
@@ -84,7 +97,7 @@ def cmd_sweep(args) -> int:
             bar.set_postfix_str(label[-50:])
             bar.update(1)
 
-        df = run_sweep(specs, args.workers, progress)
+        df = run_sweep(specs, args.workers, progress, backend=args.backend, address=args.address)
     out = Path(args.out)
     write_table(df, out / "sweep", formats=("parquet", "csv"))
     if args.json:

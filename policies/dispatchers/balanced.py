@@ -125,6 +125,7 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
         loads.add(src, s, -k)
         loads.add(dst, s, k)
 
+
 @DISPATCHERS.register("balanced-ilp")
 class BalancedILPDispatcher(Dispatcher):
     """The paper's balanced dispatch as a mixed-integer program (scipy milp / HiGHS, always time-limited).

@@ -87,9 +87,28 @@ def test_num_tasks_cuts_grows_and_repeats(tasks_file):
     assert sixteen.names[12:] == [f"{n}-2" for n in four.names]
 
 
+@pytest.mark.slow
+def test_the_ray_backend_gives_the_local_table(tasks_file):
+    """A local Ray of 2 CPUs started for the sweep (and stopped after): the same rows as local processes; a run's
+    error comes back as its own one-line error, not Ray's."""
+    pytest.importorskip("ray")
+    from lobra.analysis.sweep import SweepError
+
+    base = RunSpec(tasks=str(tasks_file), model="llama2-7b", gpu="a100-40gb", steps=2)
+    specs = expand_grid(base, [parse_vary("num-gpus=2,4"), parse_vary("planner=lobra-plus,task-fused")])
+    drop = list(WALL_CLOCK_COLUMNS)
+    local = run_sweep(specs, 2).drop(columns=drop)
+    ray = run_sweep(specs, 2, backend="ray").drop(columns=drop)
+    pd.testing.assert_frame_equal(local, ray)
+    impossible = [RunSpec(tasks=str(tasks_file), model="llama2-70b", gpu="a100-40gb", num_gpus=1, steps=2)]
+    with pytest.raises(SweepError, match=r"^run .* on 1 GPUs, lobra: no parallel config of llama2-70b"):
+        run_sweep(impossible, 2, backend="ray")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        ("--vary num-gpus=2,4 --address auto", "--address names a Ray cluster: use it with --backend ray"),
         ("--vary num-gpus", "--vary must be KEY=V1,V2"),
         ("--vary num-gpus=2,", "--vary must be KEY=V1,V2"),
         ("--vary gpus=2,4", "unknown --vary key 'gpus'"),

@@ -15,6 +15,7 @@ EXPECTED = {
     "real-7b": ("llama2-7b", "a100-40gb", 16, 6),
     "online-7b": ("llama2-7b", "a100-40gb", 16, 4),
     "tiny-cpu": ("tiny", "cpu", 4, 3),
+    "scale-1k": ("llama3-70b", "h100-80gb", 1024, 64),
 }
 
 
@@ -32,6 +33,20 @@ def test_registry_refuses_duplicates_and_unknown_names():
         register_scenario(ScenarioDef("paper-7b", "x", "paper-7b.yaml", "llama2-7b", "a100-40gb", 16))
     with pytest.raises(TraceError, match="unknown scenario 'nope'; choose from paper-7b"):
         load_scenario("nope")
+
+
+def test_scale_1k_draws_its_tenants_from_the_papers_tasks():
+    """64 tenants, each one of paper-70b's 12 tasks (its moments and batch size) under a name of its own."""
+    paper = {t.name: t for t in load_scenario("paper-70b").workload}
+    scale = load_scenario("scale-1k").workload
+    assert len(set(scale.names)) == 64
+    for t in scale:
+        base = paper[t.name.rsplit("-", 1)[0]]
+        assert t.global_batch_size == base.global_batch_size and t.max_len == base.max_len
+        moments = ("mean", "skewness", "kurtosis", "cap")
+        assert [getattr(t.spec.trace, m) for m in moments] == [getattr(base.spec.trace, m) for m in moments]
+        assert t.spec.trace.samples == 20000
+    assert len({t.name.rsplit("-", 1)[0] for t in scale}) >= 10  # a draw, not one task repeated
 
 
 def test_real_and_tiny_scenarios_span_lengths():
