@@ -126,7 +126,14 @@ def paper_plan_specs(s: FigureSettings) -> list[RunSpec]:
     for label, base in s.main:
         for policy, text in paper.PLANS.get(label, {}).items():
             for reading, plan in (("as (tp,pp)", text), ("as (pp,tp)", swap_degrees(text))):
-                spec = s.spec(base, planner=policy, plan=plan, policy=f"{label}|{policy} {reading}")
+                # the paper's plan may hold less than our traces' longest sequences: cut them, and say how much
+                spec = s.spec(
+                    base,
+                    planner=policy,
+                    plan=plan,
+                    policy=f"{label}|{policy} {reading}",
+                    beyond_capacity="truncate",
+                )
                 try:
                     spec = spec.resolved()
                     memory = workload_memory(

@@ -51,12 +51,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", help="leave out the commands this regular expression matches")
     parser.add_argument(
+        "--only",
+        help="run only the commands this regular expression matches; their rows replace those in the CSV",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="copy the scratch folder's out/ here at the end (its figures)"
     )
     args = parser.parse_args()
     commands = tour_commands()
     if args.skip:
         commands = [c for c in commands if not re.search(args.skip, c)]
+    if args.only:
+        commands = [c for c in commands if re.search(args.only, c)]
     commands.sort(key=lambda c: not c.startswith("lobra validate"))
     lobra = str(Path(sys.executable).parent / "lobra")
     rows = []
@@ -83,7 +89,12 @@ def main() -> int:
         if args.keep:
             shutil.copytree(Path(tmp) / "out", args.keep, dirs_exist_ok=True)
     OUT.parent.mkdir(exist_ok=True)
-    pd.DataFrame(rows).to_csv(OUT, index=False)
+    table = pd.DataFrame(rows)
+    if args.only and OUT.is_file():  # the other commands' rows as they were measured
+        old = pd.read_csv(OUT)
+        table = pd.concat([old[~old["command"].isin(table["command"])], table]).set_index("command")
+        table = table.loc[[c for c in tour_commands() if c in table.index]].reset_index()
+    table.to_csv(OUT, index=False)
     print(f"wrote {OUT}")
     return 0
 

@@ -61,6 +61,7 @@ def display_name(spec: RunSpec) -> str:
 def policy_of(spec: RunSpec, plan: PlanResult, static: bool) -> Policy:
     base = plan.dispatcher_config if spec.dispatcher is None else DispatcherConfig()
     changes = {"time_limit_s": spec.ilp_time_limit_s, "node_limit": spec.ilp_node_limit}
+    changes["beyond_capacity"] = spec.beyond_capacity
     for key in ("bucketing", "packing", "num_buckets"):
         if getattr(spec, key) is not None:
             changes[key] = getattr(spec, key)

@@ -43,6 +43,9 @@ class RunSpec:
     ilp_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     ilp_node_limit: int = DEFAULT_NODE_LIMIT
     plan: str | None = None  # a fixed deployment plan instead of planning; dispatched as `planner` would
+    # sequences longer than the plan's largest replica holds: an error, or truncated/dropped and counted (a fixed
+    # plan from elsewhere, e.g. the paper's, may hold less than the workload's longest sequences)
+    beyond_capacity: str = "error"
     # A display name (figures; default planner[+dispatcher]); not part of the run: equal runs are simulated once.
     policy: str = field(default="", compare=False)
 

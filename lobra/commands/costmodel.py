@@ -72,14 +72,36 @@ def _register_fit_and_predict(cmds) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def add_adapter_arguments(p: argparse.ArgumentParser) -> None:
+    """The adapters held in memory beside the model: a count and a rank, or a task file's (--tasks FILE, as
+    every other command reads it)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--num-tasks", type=int, default=1, help="number of LoRA adapters trained together (default 1)"
+    )
+    group.add_argument(
+        "--tasks", metavar="FILE", help="a tasks YAML file: its tasks' adapters (count, largest rank)"
+    )
+    p.add_argument(
+        "--lora-rank", type=int, default=DEFAULT_LORA_RANK, help=f"LoRA rank (default {DEFAULT_LORA_RANK})"
+    )
+
+
+def adapter_memory(args, **options) -> MemoryOptions:
+    """MemoryOptions of the adapters --num-tasks/--lora-rank or --tasks FILE name."""
+    if args.tasks:
+        from lobra.policies.planners.base import workload_memory
+        from lobra.traces.tasks import load_workload
+
+        return workload_memory(load_workload(args.tasks), MemoryOptions(**options))
+    return MemoryOptions(num_tasks=args.num_tasks, lora_rank=args.lora_rank, **options)
+
+
 def _register_queries(cmds) -> None:
     p = cmds.add_parser("max-tokens", help="largest micro-batch (tokens) per (tp, pp) that fits in memory")
     p.add_argument("--model", required=True, help="model name or config .json")
     p.add_argument("--gpu", required=True, help="GPU name or spec .json")
-    p.add_argument(
-        "--tasks", type=int, default=1, help="number of LoRA adapters trained together (default 1)"
-    )
-    p.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16)")
+    add_adapter_arguments(p)
     p.add_argument(
         "--cap", type=int, default=DEFAULT_CAP_TOKENS, help="largest token count tried (default 16384)"
     )
@@ -95,7 +117,7 @@ def _register_queries(cmds) -> None:
     p.add_argument("--seq-len", type=int, required=True, help="padded length of every sequence")
     p.add_argument("--mbs", type=int, default=1, help="sequences per micro-batch (default 1)")
     p.add_argument("--micro-batches", type=int, default=1, help="micro-batches per replica (default 1)")
-    p.add_argument("--tasks", type=int, default=1, help="number of LoRA adapters (default 1)")
+    add_adapter_arguments(p)
     p.add_argument(
         "--profile", help="profile CSV or analytical calibration JSON to use instead of the default"
     )
@@ -246,15 +268,14 @@ def cmd_predict(args) -> int:
 
 def cmd_max_tokens(args) -> int:
     model, gpu = load_model_spec(args.model), load_gpu_spec(args.gpu)
-    opts = MemoryOptions(
-        num_tasks=args.tasks, lora_rank=args.rank, activation_checkpointing=args.checkpointing
-    )
+    opts = adapter_memory(args, activation_checkpointing=args.checkpointing)
     cm = CostModel(model, gpu, None, AnalyticalLayerTime(model, gpu), opts, cap=args.cap)
     table = sorted(cm.feasible_configs(args.max_gpus).items())
     if args.json:
         print_json([{"tp": c.tp, "pp": c.pp, "max_tokens": n} for c, n in table])
     else:
-        print(f"max tokens per micro-batch: {model.name} on {gpu.name}, {args.tasks} task(s), cap {args.cap}")
+        adapters = f"{opts.num_tasks} adapter(s) of rank {opts.lora_rank}"
+        print(f"max tokens per micro-batch: {model.name} on {gpu.name}, {adapters}, cap {args.cap}")
         print_table(
             pd.DataFrame([{"tp": c.tp, "pp": c.pp, "gpus": c.num_gpus, "max_tokens": n} for c, n in table])
         )
@@ -265,9 +286,7 @@ def cmd_replica_time(args) -> int:
     plan = parse_plan(args.plan)
     if args.seq_len < 1 or args.mbs < 1 or args.micro_batches < 1:
         raise CostModelError("--seq-len, --mbs and --micro-batches must be positive")
-    cm = CostModel.build(
-        args.model, args.gpu, profile=args.profile, memory=MemoryOptions(num_tasks=args.tasks)
-    )
+    cm = CostModel.build(args.model, args.gpu, profile=args.profile, memory=adapter_memory(args))
     mb = MicroBatch.padded(args.mbs, args.seq_len)
     spans_nodes = plan.num_gpus > cm.gpu.gpus_per_node
     rows = []

@@ -108,7 +108,7 @@ def test_analytical_fit_on_three_rows_predicts_another_model(tmp_path, cli):
 
 
 def test_max_tokens_json(cli):
-    rc, out, _ = cli("costmodel max-tokens --model llama2-7b --gpu a100-40gb --tasks 6 --json")
+    rc, out, _ = cli("costmodel max-tokens --model llama2-7b --gpu a100-40gb --num-tasks 6 --json")
     table = {(r["tp"], r["pp"]): r["max_tokens"] for r in json.loads(out)}
     assert rc == 0 and table[(1, 1)] == 2048 and table[(8, 1)] == 16384 and table[(2, 8)] == 8192
 
@@ -145,7 +145,7 @@ def _bad_csv(tmp_path, name, body):
         ("costmodel fit --profile /no/such.csv --out {out}", "does not exist"),
         ("costmodel max-tokens --model gpt-9 --gpu a100-40gb", "unknown model 'gpt-9'"),
         ("costmodel max-tokens --model tiny --gpu v100", "unknown GPU 'v100'"),
-        ("costmodel max-tokens --model tiny --gpu cpu --tasks 0", "num_tasks"),
+        ("costmodel max-tokens --model tiny --gpu cpu --num-tasks 0", "num_tasks"),
         ("costmodel predict --model llama2-7b --gpu a100-40gb --input {tp3}", "tp=3 does not divide"),
         (
             "costmodel replica-time --model llama2-7b --gpu a100-40gb --plan '<1,1>x2 <2,' --seq-len 128",
@@ -206,3 +206,19 @@ def test_console_script_exit_status():
         "llama2-13b, llama2-70b, llama3-8b, llama3-70b, qwen2.5-7b, "
         "qwen2.5-32b, qwen2.5-72b, paper-32b, tiny or a config.json path"
     ]
+
+
+def test_max_tokens_takes_a_count_or_a_task_file(cli, tmp_path):
+    """--num-tasks N adapters, or --tasks FILE (the adapters of its tasks, as --tasks means everywhere)."""
+    tasks = tmp_path / "t.yaml"
+    tasks.write_text(
+        "tasks:\n"
+        + "".join(f"  - {{name: t{i}, trace: gsm8k_train, global_batch_size: 4, max_len: 512}}\n" for i in range(6))
+    )
+    base = "costmodel max-tokens --model llama2-7b --gpu a100-40gb --json"
+    rc, by_count, _ = cli(f"{base} --num-tasks 6")
+    rc2, by_file, _ = cli(f"{base} --tasks {tasks}")
+    assert rc == rc2 == 0 and json.loads(by_count) == json.loads(by_file)
+    assert json.loads(by_count) != json.loads(cli(f"{base} --num-tasks 1")[1])  # more adapters, less room
+    rc, _, err = cli(f"{base} --num-tasks 6 --tasks {tasks}")
+    assert rc == 2 and "not allowed with argument" in err
