@@ -172,6 +172,21 @@ def test_paper_plans_in_both_readings():
     assert sizes_str("<2,4>x4 <4,2>x1 <8,1>x1 <16,1>x1") == "16 + 8x6 GPUs"
 
 
+def test_a_paper_plan_too_small_for_our_traces_is_simulated_with_its_cut_counted():
+    """The 7B plan read as (pp,tp) holds 4,096 tokens, less than paper-7b's longest sequences: it runs with them
+    truncated (and says how much) instead of failing the whole `lobra figures`."""
+    from dataclasses import replace
+
+    from lobra.analysis.studies import FigureSettings, paper_plan_specs
+    from lobra.analysis.sweep import run_sweep
+
+    specs = paper_plan_specs(FigureSettings())
+    assert specs and all(s.beyond_capacity == "truncate" for s in specs)
+    small = next(s for s in specs if s.policy == "7B|lobra as (pp,tp)")
+    row = run_sweep([replace(small, steps=1)]).iloc[0]
+    assert row["truncated_pct"] > 0 and row["gpu_seconds_per_step"] > 0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
