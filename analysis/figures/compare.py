@@ -85,15 +85,18 @@ def _gpu_seconds_panel(ax, t: pd.DataFrame) -> None:
         linewidth=0.6,
     )
     for bar, (_, r) in zip(bars, runs.iterrows(), strict=True):
-        v = r["gpu_seconds_per_step"]
-        text = f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+        text = _amount(r["gpu_seconds_per_step"])
         if not r["policy"].startswith("task-"):
             text += f"\n{-r['vs_best_baseline_pct']:+.0f}%"
         annotate(ax, bar, text)
     for _, r in t[t["policy"] == "lower-bound"].iterrows():
         v = r["gpu_seconds_per_step"]
         ax.axhline(
-            v, color="0.3", ls="--", lw=1, label=f"lower bound {v:.3g} ({-r['vs_best_baseline_pct']:+.0f}%)"
+            v,
+            color="0.3",
+            ls="--",
+            lw=1,
+            label=f"lower bound {_amount(v)} ({-r['vs_best_baseline_pct']:+.0f}%)",
         )
         ax.legend(loc="upper right")
     ax.set_ylabel("GPU-seconds per step")
@@ -102,6 +105,11 @@ def _gpu_seconds_panel(ax, t: pd.DataFrame) -> None:
         lab.set_horizontalalignment("right")
     ax.margins(y=0.22)
     ax.grid(axis="x", visible=False)
+
+
+def _amount(v: float) -> str:
+    """7,540 or 4.26: thousands separated, three significant digits below 100."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def fig_ablation(rows: pd.DataFrame, out: Path) -> pd.DataFrame:

@@ -213,7 +213,9 @@ def test_max_tokens_takes_a_count_or_a_task_file(cli, tmp_path):
     tasks = tmp_path / "t.yaml"
     tasks.write_text(
         "tasks:\n"
-        + "".join(f"  - {{name: t{i}, trace: gsm8k_train, global_batch_size: 4, max_len: 512}}\n" for i in range(6))
+        + "".join(
+            f"  - {{name: t{i}, trace: gsm8k_train, global_batch_size: 4, max_len: 512}}\n" for i in range(6)
+        )
     )
     base = "costmodel max-tokens --model llama2-7b --gpu a100-40gb --json"
     rc, by_count, _ = cli(f"{base} --num-tasks 6")
