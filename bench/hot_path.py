@@ -122,7 +122,10 @@ def run_in(site: Path, sim_steps: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(site)}
     code = f"import json, sys; sys.path.insert(0, {str(REPO / 'bench')!r}); import hot_path; "
     code += f"print(json.dumps(hot_path.measure({sim_steps})))"
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # not from the repository root, whose lobra/ (the CLI alone) would shadow the laid-out namespace
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=site
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

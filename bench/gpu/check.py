@@ -94,7 +94,10 @@ class Run:
         self.log.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "5"}
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=limit_s, env=env, cwd=REPO)
+            # Not from the repository root: there `lobra/` (the CLI package alone) would shadow the laid-out namespace.
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=limit_s, env=env, cwd=self.out
+            )
             rc, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
         except subprocess.TimeoutExpired as err:
             proc, rc = None, "timeout"
@@ -199,7 +202,7 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder (emptied first)")
     args = parser.parse_args()
-    device, shapes, out = args.device, SHAPES[args.device], args.out
+    device, shapes, out = args.device, SHAPES[args.device], args.out.resolve()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -219,6 +222,9 @@ def main() -> int:
     except Exception as err:  # noqa: BLE001 - a fact we could not read is recorded, not fatal
         summary["environment"] = {"error": repr(err)}
     print(json.dumps(summary["environment"].get("matmul")), flush=True)
+
+    where = run.step("lobra", [sys.executable, "-c", "import lobra.costmodel as c; print(c.__file__)"], 60)
+    summary["lobra_in_steps"] = where.stdout.strip() if where else None
 
     # 1. layer profile of the main shape (with pre_post_time and packed rows), its fit's held-out error
     profiles = out / "profiles"
@@ -293,7 +299,7 @@ def main() -> int:
     bench = out / "multilora_vs_peft.json"
     argv = [
         sys.executable,
-        "bench/multilora_vs_peft.py",
+        str(REPO / "bench" / "multilora_vs_peft.py"),
         "--device",
         device,
         "--shape",

@@ -30,10 +30,12 @@ def test_gpu_check_runs_every_step_on_the_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["log.txt", "results.tar.gz", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert {s: v["rc"] for s, v in summary["step_status"].items()} == dict.fromkeys(
-        ["calibrate", "heldout", "execute", "simulate", "multilora", "calibrate tiny"], 0
+        ["lobra", "calibrate", "heldout", "execute", "simulate", "multilora", "calibrate tiny"], 0
     )
     # lobra ran from the laid-out links, not from the installed package
     assert summary["environment"]["lobra_from"] == str(tmp_path / "site" / "lobra")
+    # and so did every step's own process (the namespace's subpackages included, as on the GPU machine)
+    assert summary["lobra_in_steps"] == str(tmp_path / "site" / "lobra" / "costmodel" / "__init__.py")
     assert summary["environment"]["matmul"]["tflops"] > 0
 
     # the executor and the simulator ran the same 10 sampled steps; 8 measured after 2 warm-up
