@@ -107,16 +107,18 @@ def plot(df, path: Path) -> None:
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.0))
         for ax, (x, other) in zip(axes, (("gpus", "tenants"), ("tenants", "gpus")), strict=True):
-            for value, g in df.groupby(other):
+            for i, (value, g) in enumerate(df.groupby(other)):
                 g = g.sort_values(x)
-                ax.plot(g[x], g["plan_s"], "o-", label=f"plan, {value} {other}")
-                ax.plot(g[x], g["sim_s_per_step"], "s--", label=f"sim per step, {value} {other}")
+                ax.plot(g[x], g["plan_s"], "o-", color=f"C{i}", label=f"{value} {other}")
+                ax.plot(g[x], g["sim_s_per_step"], "s--", color=f"C{i}")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel(f"number of {x}")
             ax.set_ylabel("seconds")
             ax.legend(fontsize=6)
-        fig.suptitle("Scale: llama3-70b on h100-80gb, lobra-plus (plan) and its dispatch (simulation)")
+        fig.suptitle(
+            "Scale: llama3-70b on h100-80gb\nsolid: lobra-plus planning; dashed: one simulated step of its plan"
+        )
         fig.tight_layout()
         fig.savefig(path, dpi=150)
 
@@ -129,9 +131,13 @@ def main() -> int:
     parser.add_argument("--gpus", default="16,64,256,1024", help="GPU counts (default 16,64,256,1024)")
     parser.add_argument("--tenants", default="4,16,64", help="tenant counts (default 4,16,64)")
     parser.add_argument("--steps", type=int, default=20, help="simulated steps per point (default 20)")
+    parser.add_argument("--plot-only", action="store_true", help="redraw scale.png from scale.csv")
     args = parser.parse_args()
     if args.write_scenario:
         print(f"wrote {write_scenario()}")
+        return 0
+    if args.plot_only:
+        plot(pd.read_csv(OUT / "scale.csv").dropna(subset=["plan_s"]), OUT / "scale.png")
         return 0
     rows = []
     for gpus in map(int, args.gpus.split(",")):
