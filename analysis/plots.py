@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from lobra.analysis.style import DPI, WIDTH_IN, style  # noqa: E402
+from lobra.analysis.style import DPI, WIDTH_IN, annotate, style  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 
@@ -93,15 +93,7 @@ def _draw_compare(rows: list[dict], title: str, path: str | Path) -> None:
     )
     for bar, row in zip(bars, runs, strict=True):
         label = f"{-row['vs_task-fused_pct']:+.0f}%" if row["policy"] != "task-fused" else "baseline"
-        ax.annotate(
-            label,
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            xytext=(0, 2),
-            textcoords="offset points",
-        )
+        annotate(ax, bar, label)
     handles = [
         Patch(facecolor=c, hatch=h, edgecolor="black", label=k)
         for k, (c, h) in kinds.items()
