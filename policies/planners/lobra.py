@@ -94,9 +94,8 @@ class _Chooser:
         missing = [p for p in wanted if p not in self.scores]
         if missing:
             self.scores |= self.planner.score(missing, self.counts, self.sample, self.table)
-        times = {
-            p: s.step_time_s for p, s in self.scores.items()
-        }  # every plan scored so far: widening never loses
+        # every plan scored so far: widening never loses
+        times = {p: s.step_time_s for p, s in self.scores.items()}
         best = min(times, key=lambda p: (times[p], str(p)))
         unproven = sum(not s.proven for s in self.scores.values())
         clock = sum(s.clock_stopped for s in self.scores.values())
