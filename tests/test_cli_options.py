@@ -67,3 +67,11 @@ def test_help_imports_only_the_command_it_runs():
     assert run("--help") == "[] [] True"  # every command listed, nothing heavy imported
     # `lobra tasks fields`: the tasks module and what it imports itself (scenarios), not the planners' or the sim's
     assert run("tasks", "fields").endswith("['scenarios', 'tasks'] False")
+
+
+def test_the_demo_runs_every_step(cli, tmp_path):
+    """`make demo`'s command: each of its steps is a real command line, so a renamed flag breaks it here first."""
+    rc, out, err = cli(f"demo --steps 1 --out {tmp_path}")
+    assert rc == 0, err
+    assert out.count("\n$ lobra ") == 2 and "max tokens per micro-batch" in out
+    assert {"compare.csv", "compare.json", "compare.png"} <= {p.name for p in tmp_path.iterdir()}

@@ -29,7 +29,7 @@ def cmd_demo(args) -> int:
             "llama2-7b",
             "--gpu",
             "a100-40gb",
-            "--tasks",
+            "--num-tasks",
             "6",
             "--max-gpus",
             "16",
