@@ -29,25 +29,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "results" / "hot_path.json"
 BASE = "430b044"  # main before the hot-path work
-PACKAGES = ("costmodel", "traces", "policies", "sim", "executor", "calibration", "analysis")
+
+
+def _paper_7b():
+    """paper-7b's cost model (its adapters in memory), the paper's plan for it, and a sampler of its steps."""
+    from lobra.costmodel import CostModel, parse_plan
+    from lobra.policies.planners.base import workload_memory
+    from lobra.traces import StepSampler, load_scenario
+
+    sc = load_scenario("paper-7b")
+    cost = CostModel.build(sc.model, sc.gpu)
+    cost = cost.with_memory(workload_memory(sc.workload, cost.memory))
+    return cost, parse_plan("<1,1>x6 <2,1>x1 <8,1>x1"), StepSampler(sc.workload, seed=0)
 
 
 def measure(sim_steps: int) -> dict:
     """Run inside one tree's layout: the three timings and the dispatch digest."""
-    from lobra.costmodel import CostModel, parse_plan
+    from lobra.costmodel import CostModel
     from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
     from lobra.policies.planners import get_planner
-    from lobra.policies.planners.base import workload_memory
     from lobra.policies.types import StepItem
     from lobra.sim import Policy, SimConfig, Simulator
-    from lobra.traces import StepSampler, Task, Workload, load_scenario
+    from lobra.traces import Task, Workload, load_scenario
 
     out: dict = {}
-    sc = load_scenario("paper-7b")
-    cost = CostModel.build(sc.model, sc.gpu)
-    cost = cost.with_memory(workload_memory(sc.workload, cost.memory))
-    plan = parse_plan("<1,1>x6 <2,1>x1 <8,1>x1")
-    sampler = StepSampler(sc.workload, seed=0)
+    cost, plan, sampler = _paper_7b()
     steps = [[StepItem(t, n) for t, n in sampler.next_step()] for _ in range(200)]
     digest = hashlib.sha256()
     for packing in (False, True):
@@ -87,18 +93,11 @@ def measure(sim_steps: int) -> dict:
 
 def ilp_gap() -> float:
     """Mean makespan of balanced over balanced-ilp (node limit 1000) on 10 paper-7b steps, minus one, in %."""
-    from lobra.costmodel import CostModel, parse_plan
     from lobra.policies.dispatchers import get_dispatcher
     from lobra.policies.evaluate import estimate_step
-    from lobra.policies.planners.base import workload_memory
     from lobra.policies.types import StepItem
-    from lobra.traces import StepSampler, load_scenario
 
-    sc = load_scenario("paper-7b")
-    cost = CostModel.build(sc.model, sc.gpu)
-    cost = cost.with_memory(workload_memory(sc.workload, cost.memory))
-    plan = parse_plan("<1,1>x6 <2,1>x1 <8,1>x1")
-    sampler = StepSampler(sc.workload, seed=0)
+    cost, plan, sampler = _paper_7b()
     gaps = []
     for _ in range(10):
         items = [StepItem(t, n) for t, n in sampler.next_step()]
@@ -109,12 +108,18 @@ def ilp_gap() -> float:
 
 
 def layout(tree: Path, site: Path) -> Path:
-    """The lobra namespace of a source tree as links, as pyproject.toml maps it."""
-    (site / "lobra").mkdir(parents=True)
-    for f in (tree / "lobra").iterdir():
-        (site / "lobra" / f.name).symlink_to(f)
-    for name in PACKAGES:
-        (site / "lobra" / name).symlink_to(tree / name)
+    """The lobra namespace of a source tree as links, as that tree's pyproject.toml maps its folders."""
+    import tomllib
+
+    folders = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in sorted(folders.items()):  # "lobra" before "lobra.costmodel"
+        target = site.joinpath(*package.split("."))
+        if package == "lobra":  # the CLI package: its files, beside which the other folders are linked
+            target.mkdir(parents=True)
+            for f in (tree / folder).iterdir():
+                (target / f.name).symlink_to(f)
+        else:
+            target.symlink_to(tree / folder)
     return site
 
 

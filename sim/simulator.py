@@ -83,6 +83,7 @@ class Simulator:
         self.dispatch_cost = dispatch_cost
         self.num_gpus = num_gpus
         self.dispatcher = get_dispatcher(policy.dispatcher, policy.dispatcher_config)
+        self._clock_stopped = 0  # the planners' programmes stopped by the wall-clock safety net (per run)
         if policy.plan is not None:  # a fixed plan must fit and hold the sequences before anything runs
             Cluster(cost.gpu, num_gpus).place(policy.plan)
             memory = cost.with_memory(workload_memory(workload, cost.memory))
@@ -145,8 +146,7 @@ class Simulator:
     def run(self) -> SimResult:
         # The seed at the top: running the same simulator twice gives the same result.
         self.rng = np.random.default_rng(self.config.seed)
-        self._clock_stopped = 0  # the planners' programmes stopped by the wall-clock safety net
-        self.dispatcher.clock_stopped = 0
+        self._clock_stopped = self.dispatcher.clock_stopped = 0
         env = simpy.Environment()
         rec = Recorder(self.workload, self.cost.model.num_layers)
         state = _State(

@@ -95,7 +95,8 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
     for _ in range(max_moves):
         totals = [loads.total(r) for r in range(n_rep)]
         src = max(range(n_rep), key=totals.__getitem__)  # the first of the slowest, as argmax
-        bar = totals[src] - 1e-12  # both replicas of a move must end below it
+        # What a move must beat: both replicas below the makespan, then below the best move found so far.
+        limit = totals[src] - 1e-12
         best = None
         for s, n in loads.counts[src].items():
             per_mb = loads.length_cost(src, s).per_mb
@@ -105,7 +106,6 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
                 dst_cost = loads.length_cost(dst, s)
                 if dst == src or dst_cost is None:
                     continue
-                limit = bar if best is None else min(bar, best[0])
                 if totals[dst] >= limit and dst_cost.alpha_s >= 0 and dst_cost.beta_s >= 0:
                     continue
                 # also whatever completes the receiver's partial micro-batch of this length
@@ -114,14 +114,14 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
                     given = left.get(k)
                     if given is None:
                         given = left[k] = loads.total_if(src, s, -k)
-                    if given >= (bar if best is None else min(bar, best[0])):
+                    if given >= limit:
                         continue
                     after = max(given, loads.total_if(dst, s, k))
-                    if after < bar and (best is None or after < best[0]):
-                        best = (after, s, dst, k)
+                    if after < limit:
+                        limit, best = after, (s, dst, k)
         if best is None:
             return
-        _, s, dst, k = best
+        s, dst, k = best
         loads.add(src, s, -k)
         loads.add(dst, s, k)
 

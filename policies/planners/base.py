@@ -96,9 +96,8 @@ class PlanResult:
     task_plans: dict[str, DeploymentPlan] = field(default_factory=dict)
     plans_considered: int = 0
     unproven: int = 0  # plan programmes a limit stopped: scored by a feasible dispatch instead
-    clock_stopped: int = (
-        0  # of those, stopped by the wall-clock safety net: this plan may differ on another load
-    )
+    # of those, stopped by the wall-clock safety net: this plan may differ under another load
+    clock_stopped: int = 0
     estimate: str = SAMPLED_DISPATCH  # what step_time_s is: the dispatch it plans for, or a surrogate of it
     lower_bound_cut_pct: float = 0.0  # sampled tokens beyond every config of the cluster, not in the bound
     # sampled tokens beyond the plan's largest replica: truncated or dropped, as configured
