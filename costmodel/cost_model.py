@@ -80,6 +80,11 @@ class CostModel:
         self._outer_cache: dict[tuple[int, int], tuple[float, float]] = {}
         self._max_tokens: dict[ParallelConfig, int] = {}
 
+    def __getstate__(self) -> dict:
+        # What goes to a worker process: the model without its per-micro-batch memo, which grows to megabytes
+        # over a planner's dispatches and is cheaper to recompute than to send.
+        return {**self.__dict__, "_layer_cache": {}, "_outer_cache": {}}
+
     @classmethod
     def build(
         cls,

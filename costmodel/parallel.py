@@ -7,6 +7,7 @@ input only and recomputes the layer's forward in its backward) is written `<tp,p
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -51,11 +52,16 @@ class ParallelConfig:
     def stage_layers(self, num_layers: int) -> tuple[int, ...]:
         """Decoder layers on each pipeline stage, contiguous from the first: the first num_layers % pp stages hold
         one more, so an uneven split leaves the extra layers off the last stage, which also runs the LM head."""
-        per, extra = divmod(num_layers, self.pp)
-        return tuple(per + (k < extra) for k in range(self.pp))
+        return _stage_layers(num_layers, self.pp)
 
     def __str__(self) -> str:
         return f"<{self.tp},{self.pp},ckpt>" if self.ckpt else f"<{self.tp},{self.pp}>"
+
+
+@functools.lru_cache(maxsize=1024)  # on the simulator's hot path: once per micro-batch
+def _stage_layers(num_layers: int, pp: int) -> tuple[int, ...]:
+    per, extra = divmod(num_layers, pp)
+    return tuple(per + (k < extra) for k in range(pp))
 
 
 _ENTRY = re.compile(r"<\s*(\d+)\s*,\s*(\d+)\s*(,\s*ckpt\s*)?>\s*(?:[xX*]\s*(\d+))?")

@@ -53,7 +53,6 @@ def split_stages(stage_times: Sequence[Sequence[float]]) -> tuple[list[list[floa
     return fwd, bwd
 
 
-@functools.lru_cache(maxsize=256)
 def _op_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int], ...]:
     """A topological order of the schedule's ops: (is_backward, stage, micro-batch) sorted by start time with unit
     op times. Every dependency starts at least one unit earlier, so one pass in this order sees it finished."""
@@ -77,6 +76,25 @@ def _op_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(sorted(tick, key=lambda op: (tick[op], op[1])))
 
 
+@functools.lru_cache(maxsize=1024)  # (pp, micro-batches) pairs: a few hundred in a long simulation
+def _flat_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int, int], ...]:
+    """_op_order as indices into flat lists: (stage, op, dependency, crossing). Ops are numbered forwards first
+    (stage-major), then backwards; the dependency indexes the same numbering (a first-stage forward's, the extra
+    entry at the end: a zero); the crossing indexes the flattened boundaries (none: the extra zero at the end)."""
+    n = pp * num_mb
+    out = []
+    for b, k, m in _op_order(pp, num_mb):
+        op = b * n + k * num_mb + m
+        if not b:
+            dep, cross = ((k - 1) * num_mb + m, (k - 1) * num_mb + m) if k else (2 * n, -1)
+        elif k == pp - 1:
+            dep, cross = k * num_mb + m, -1  # the last stage's backward follows its own forward
+        else:
+            dep, cross = n + (k + 1) * num_mb + m, k * num_mb + m
+        out.append((k, op, dep, cross))
+    return tuple(out)
+
+
 def pipeline_timeline(
     fwd_s: Sequence[Sequence[float]],
     bwd_s: Sequence[Sequence[float]],
@@ -87,21 +105,15 @@ def pipeline_timeline(
     and per-boundary transfer times crossing_s[k][m] (boundary k joins stages k and k+1); with record=False only
     the finish time of the last op (the simulator's hot path)."""
     pp, num_mb = len(fwd_s), len(fwd_s[0])
-    f_end = [[0.0] * num_mb for _ in range(pp)]
-    b_end = [[0.0] * num_mb for _ in range(pp)]
+    duration = [d for row in fwd_s for d in row] + [d for row in bwd_s for d in row]
+    crossing = [c for row in crossing_s for c in row] + [0.0]  # index -1: no transfer (adding 0.0 is exact)
+    end = [0.0] * (2 * pp * num_mb + 1)  # index -1: a first-stage forward's dependency, ready at 0
     clock = [0.0] * pp
     out = []
-    for b, k, m in _op_order(pp, num_mb):
-        if not b:
-            ready = f_end[k - 1][m] + crossing_s[k - 1][m] if k else 0.0
-            start = clock[k] if clock[k] > ready else ready
-            clock[k] = f_end[k][m] = start + fwd_s[k][m]
-            if record:
-                out.append(("F", k, m, start, clock[k]))
-        else:
-            ready = f_end[k][m] if k == pp - 1 else b_end[k + 1][m] + crossing_s[k][m]
-            start = clock[k] if clock[k] > ready else ready
-            clock[k] = b_end[k][m] = start + bwd_s[k][m]
-            if record:
-                out.append(("B", k, m, start, clock[k]))
+    for k, op, dep, cross in _flat_order(pp, num_mb):
+        ready = end[dep] + crossing[cross]
+        start = clock[k] if clock[k] > ready else ready
+        clock[k] = end[op] = start + duration[op]
+        if record:
+            out.append(("B" if op >= pp * num_mb else "F", k, op % num_mb, start, clock[k]))
     return out if record else max(clock)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 from lobra.costmodel import ParallelConfig
 from lobra.policies.costs import CostTable
+from lobra.policies.highs import solve_lp
 from lobra.policies.registry import PolicyError
-from scipy.optimize import linprog
 
 
 def split_lp(
@@ -46,19 +46,12 @@ def split_lp(
         a_ub[j, p] = (lc.alpha_s + lc.beta_s / lc.per_mb) / replicas[configs[j]]
         a_eq[g, p] = 1.0
     a_ub[:, -1] = -1.0
-    result = linprog(
-        objective,
-        A_ub=a_ub,
-        b_ub=-np.array([(bubble_s or {}).get(c, 0.0) for c in configs]),
-        A_eq=a_eq,
-        b_eq=[counts[s] for s in lengths],
-        bounds=(0, None),
-        method="highs",
-    )
-    if result.status != 0:  # pragma: no cover - the relaxation is always feasible once every length is held
-        raise PolicyError(f"the dispatch relaxation failed: {result.message}")
+    b_ub = -np.array([(bubble_s or {}).get(c, 0.0) for c in configs])
+    x = solve_lp(objective, a_ub, b_ub, a_eq, np.array([counts[s] for s in lengths], dtype=float))
+    if x is None:  # pragma: no cover - the relaxation is always feasible once every length is held
+        raise PolicyError("the dispatch relaxation failed")
     split: dict[ParallelConfig, dict[int, float]] = {c: {} for c in configs}
     for p, (g, j) in enumerate(pairs):
-        if result.x[p] > 1e-9:
-            split[configs[j]][lengths[g]] = float(result.x[p])
-    return float(result.x[-1]), split
+        if x[p] > 1e-9:
+            split[configs[j]][lengths[g]] = float(x[p])
+    return float(x[-1]), split

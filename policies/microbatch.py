@@ -42,7 +42,7 @@ def packed_micro_batches(
 ) -> list[MicroBatchPlan]:
     """Best-fit decreasing into bins of max_tokens tokens: each sequence, longest first, goes to the fullest
     micro-batch that still has room for it (a sorted list of free space, so O(log bins) per sequence)."""
-    order = sorted(range(len(items)), key=lambda k: -lengths[k])
+    order = sorted(range(len(items)), key=lengths.__getitem__, reverse=True)  # stable: ties keep their order
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (room, bin), sorted
     for k in order:
@@ -57,12 +57,9 @@ def packed_micro_batches(
             bins.append([])
         bins[b].append(k)
         bisect.insort(free, (room - n, b))
-    return [
-        MicroBatchPlan(
-            tuple(items[k] for k in b),
-            tuple(int(lengths[k]) for k in b),
-            max(int(lengths[k]) for k in b),
-            packed=True,
-        )
-        for b in bins
-    ]
+    out = []
+    for b in bins:
+        run = tuple([int(lengths[k]) for k in b])
+        # a bin's first sequence is its longest: they arrive longest first
+        out.append(MicroBatchPlan(tuple([items[k] for k in b]), run, run[0], packed=True))
+    return out

@@ -189,7 +189,9 @@ class Recorder:
         """Each task's sampled tokens in a completed phase, and what became of them: trained, truncated, dropped."""
         dropped = set(dispatch.dropped)
         for i, item in enumerate(items):
-            counts = self._task_tokens.setdefault(item.task, dict.fromkeys(TOKEN_FATES, 0))
+            counts = self._task_tokens.get(item.task)
+            if counts is None:
+                counts = self._task_tokens[item.task] = dict.fromkeys(TOKEN_FATES, 0)
             counts["sampled_tokens"] += item.length
             if i in dropped:
                 counts["dropped_tokens"] += item.length

@@ -7,6 +7,7 @@ grows with the step; the heuristic (greedy earliest-finish, then moves off the s
 
 from __future__ import annotations
 
+import bisect
 import heapq
 
 import numpy as np
@@ -86,44 +87,63 @@ def improve(loads: ReplicaLoads, max_moves: int = MAX_MOVES) -> None:
     """Move k sequences of one length from the slowest replica to another while the pair's larger time drops below
     the current makespan. Each move lowers the sorted vector of loads lexicographically, so this terminates.
 
-    The best move is the one with the lowest larger time, the first found among equals. Two prunings keep the
-    search exact: the sender's time after giving k sequences is the same for every receiver (computed once), and
-    a move is no better than either side's time after it, so a sender already at the bar skips its receivers; a
-    receiver already at the bar is skipped too, where its costs grow with its load (they do: non-negative
-    per-sequence and per-micro-batch times)."""
+    The move made has the lowest larger time; among equals, the first in the order (length as the sender holds
+    them, receiver, size). Receivers are tried least loaded first. Where costs are non-negative (they are, but for
+    a pathological profile), k more sequences add at least k x alpha to a receiver, so a receiver whose time plus
+    that reaches the bar (the best move's time so far) cannot beat it, nor can any after it. The sender's time after
+    giving k is the same for every receiver: computed once."""
     n_rep = len(loads.replicas)
+    totals = [loads.total(r) for r in range(n_rep)]
+    ranked = sorted((t, r) for r, t in enumerate(totals))  # receivers, least loaded first
     for _ in range(max_moves):
-        totals = [loads.total(r) for r in range(n_rep)]
         src = max(range(n_rep), key=totals.__getitem__)  # the first of the slowest, as argmax
-        # What a move must beat: both replicas below the makespan, then below the best move found so far.
-        limit = totals[src] - 1e-12
-        best = None
-        for s, n in loads.counts[src].items():
+        bar, best, best_at = totals[src] - 1e-12, None, None  # a move must beat the makespan, then the best
+        for si, (s, n) in enumerate(loads.counts[src].items()):
             per_mb = loads.length_cost(src, s).per_mb
             sizes = {1, n, min(n, per_mb), n % per_mb or min(n, per_mb)}
+            least = loads.least_marginal_s(s)
             left: dict[int, float] = {}  # k -> the sender's time after giving k
-            for dst in range(n_rep):
+            seen_bar, k_low = None, 1
+            for total, dst in ranked:
+                if least is not None:
+                    if _below(total + least) > bar:
+                        break
+                    if bar != seen_bar:  # the sender must give more than any k that leaves it at the bar
+                        if not left:
+                            left = {k: loads.total_if(src, s, -k) for k in sizes}
+                        seen_bar, k_low = bar, 1 + max((k for k, t in left.items() if t > bar), default=0)
+                    if k_low > n or _below(total + k_low * least) > bar:
+                        break
                 dst_cost = loads.length_cost(dst, s)
                 if dst == src or dst_cost is None:
                     continue
-                if totals[dst] >= limit and dst_cost.alpha_s >= 0 and dst_cost.beta_s >= 0:
-                    continue
                 # also whatever completes the receiver's partial micro-batch of this length
                 fill = -loads.counts[dst].get(s, 0) % dst_cost.per_mb
-                for k in sizes | ({fill} if 0 < fill <= n else set()):
+                for ki, k in enumerate(sizes | ({fill} if 0 < fill <= n else set())):
+                    if least is not None and (k < k_low or _below(total + k * dst_cost.alpha_s) > bar):
+                        continue
                     given = left.get(k)
                     if given is None:
                         given = left[k] = loads.total_if(src, s, -k)
-                    if given >= limit:
-                        continue
+                    if given > bar or (given == bar and (best_at is None or (si, dst, ki) > best_at)):
+                        continue  # the move takes at least the sender's time: it cannot beat the bar
                     after = max(given, loads.total_if(dst, s, k))
-                    if after < limit:
-                        limit, best = after, (s, dst, k)
+                    if after < bar or (after == bar and best_at is not None and (si, dst, ki) < best_at):
+                        bar, best, best_at = after, (s, dst, k), (si, dst, ki)
         if best is None:
             return
         s, dst, k = best
         loads.add(src, s, -k)
         loads.add(dst, s, k)
+        for r in (src, dst):
+            ranked.pop(bisect.bisect_left(ranked, (totals[r], r)))
+            totals[r] = loads.total(r)
+            bisect.insort(ranked, (totals[r], r))
+
+
+def _below(bound_s: float) -> float:
+    """A lower bound computed in floating point, lowered by far more than its rounding: pruning on it is safe."""
+    return bound_s * (1 - 1e-12)
 
 
 @DISPATCHERS.register("balanced-ilp")

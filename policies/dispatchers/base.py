@@ -74,11 +74,13 @@ class Dispatcher:
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
         kept_lengths = np.array([lengths[i] for i in keep])
         padded = self._pad(kept_lengths, max(limits), limits)
+        # Per padded length, longest first, its items longest first (ties by index): which items each replica
+        # gets of its share.
+        ids = np.array(keep)
+        order = np.lexsort((ids, -kept_lengths, -padded))
         groups: dict[int, list[int]] = {}
-        for i, s in sorted(
-            zip(keep, padded.tolist(), strict=True), key=lambda p: (-p[1], -lengths[p[0]], p[0])
-        ):
-            groups.setdefault(int(s), []).append(i)
+        for i, s in zip(ids[order].tolist(), padded[order].tolist(), strict=True):
+            groups.setdefault(s, []).append(i)
         counts = {s: len(ids) for s, ids in groups.items()}
         assignment = self.assign(counts, plan, table)
         check_assignment(assignment, counts, replicas, table)

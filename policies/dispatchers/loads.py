@@ -16,12 +16,22 @@ class ReplicaLoads:
         self._work = [0.0] * len(replicas)
         self._costs: list[dict[int, LengthCost | None]] = [{} for _ in replicas]
         self._largest: list[float | None] = [0.0] * len(replicas)
+        self._least: dict[int, float | None] = {}
 
     def length_cost(self, r: int, s: int) -> LengthCost | None:
         costs = self._costs[r]
         if s not in costs:
             costs[s] = self.table.length_cost(self.replicas[r], s)
         return costs[s]
+
+    def least_marginal_s(self, s: int) -> float | None:
+        """The least time one more sequence of length s adds to any replica that holds it; None where some cost of
+        s is negative (then adding a sequence might even speed a replica up, and no receiver can be ruled out)."""
+        if s not in self._least:
+            costs = [lc for c in set(self.replicas) if (lc := self.table.length_cost(c, s)) is not None]
+            ok = all(lc.alpha_s >= 0 and lc.beta_s >= 0 for lc in costs)
+            self._least[s] = min(lc.alpha_s for lc in costs) if ok else None
+        return self._least[s]
 
     def group_s(self, r: int, s: int, n: int) -> float:
         return self.length_cost(r, s).time_s(n)

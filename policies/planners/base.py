@@ -16,7 +16,7 @@ from lobra.costmodel import CostModel, DeploymentPlan, MemoryOptions
 from lobra.policies.bucketing import DEFAULT_NUM_BUCKETS, assign_buckets, dp_buckets
 from lobra.policies.costs import CostTable
 from lobra.policies.dispatchers import DispatcherConfig, get_dispatcher
-from lobra.policies.dispatchers.base import beyond_capacity_error, check_capacity
+from lobra.policies.dispatchers.base import Dispatcher, beyond_capacity_error, check_capacity
 from lobra.policies.evaluate import estimate_step
 from lobra.policies.registry import PolicyError, Registry
 from lobra.policies.types import StepItem
@@ -235,10 +235,15 @@ def workload_memory(workload: Workload, base: MemoryOptions) -> MemoryOptions:
 
 
 def evaluate_plan(
-    plan: DeploymentPlan, sample: WorkloadSample, cost: CostModel, dispatcher: str, config: DispatcherConfig
+    plan: DeploymentPlan,
+    sample: WorkloadSample,
+    cost: CostModel,
+    dispatcher: str | Dispatcher,
+    config: DispatcherConfig | None = None,
 ) -> float:
-    """Mean estimated step time of the sampled steps dispatched on this plan."""
-    d = get_dispatcher(dispatcher, config)
+    """Mean estimated step time of the sampled steps dispatched on this plan (by a dispatcher named with its
+    config, or one given: its cost tables stay warm across plans)."""
+    d = dispatcher if isinstance(dispatcher, Dispatcher) else get_dispatcher(dispatcher, config)
     times = [estimate_step(d.dispatch(step, plan, cost), cost).step_time_s for step in sample.steps]
     return float(np.mean(times))
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from lobra.costmodel import CostModel, DeploymentPlan
 from lobra.policies.costs import CostTable, min_bubble_s
-from lobra.policies.dispatchers import DispatcherConfig
+from lobra.policies.dispatchers import Dispatcher, DispatcherConfig, get_dispatcher
 from lobra.policies.lp import split_lp
 from lobra.policies.planners.base import (
     PLANNERS,
@@ -26,7 +26,7 @@ from lobra.policies.planners.base import (
 from lobra.policies.planners.baselines import homogeneous_plans
 from lobra.policies.planners.ilp import plan_makespan_ilp
 from lobra.policies.planners.search import enumerate_plans, fluid_counts, propose_configs, window_bounds
-from lobra.policies.pool import worker_pool
+from lobra.policies.pool import run_jobs
 from lobra.policies.registry import PolicyError
 from lobra.traces import Workload
 
@@ -49,20 +49,18 @@ class Score(NamedTuple):
     clock_stopped: bool = False
 
 
-def _ilp_step_time(args) -> Score:
+def _ilp_step_time(counts, table: CostTable, limits, sample, dispatcher: Dispatcher, plan) -> Score:
     """A plan's score by its programme; unproven (a limit stopped it), the plan is scored by a feasible dispatch
     of the sampled steps instead of the programme's incumbent."""
-    plan, counts, table, limits, sample, dispatcher_config = args
     score = plan_makespan_ilp(plan, counts, table, *limits)
     if score.proven:
         return Score(score.makespan_s + step_overhead_s(plan, table.cost))
-    dispatched = evaluate_plan(plan, sample, table.cost, "balanced", dispatcher_config)
+    dispatched = evaluate_plan(plan, sample, table.cost, dispatcher)
     return Score(dispatched, False, score.clock_stopped)
 
 
-def _dispatch_step_time(args) -> Score:
-    plan, sample, cost, dispatcher, config = args
-    return Score(evaluate_plan(plan, sample, cost, dispatcher, config))
+def _dispatch_step_time(sample, cost: CostModel, dispatcher: Dispatcher, plan) -> Score:
+    return Score(evaluate_plan(plan, sample, cost, dispatcher))
 
 
 class _Chooser:
@@ -170,17 +168,14 @@ class LobraPlanner(Planner):
         """Each plan's estimated step time, and how its programme ended."""
         d = self.dispatcher_config
         limits = (self.config.time_limit_s or d.time_limit_s, self.config.node_limit or d.node_limit)
-        jobs = [(p, counts, table, limits, sample, d) for p in plans]
-        return dict(zip(plans, self._map(_ilp_step_time, jobs), strict=True))
+        shared = (counts, table, limits, sample, get_dispatcher("balanced", d))
+        return dict(zip(plans, self._map(_ilp_step_time, plans, shared), strict=True))
 
-    def _map(self, fn, jobs) -> list[Score]:
-        """fn over jobs, in order, in worker processes where configured; each result counted for progress."""
-        self._to_score += len(jobs)
-        workers = self.config.workers
-        if workers == 1 or len(jobs) == 1:
-            return [self._scored(r) for r in map(fn, jobs)]
-        with worker_pool(workers) as pool:
-            return [self._scored(r) for r in pool.map(fn, jobs)]  # in order, each as it is ready
+    def _map(self, fn, plans, shared) -> list[Score]:
+        """fn(*shared, plan) for each plan, in order, in worker processes where configured (each gets `shared`
+        once); each result counted for progress."""
+        self._to_score += len(plans)
+        return [self._scored(r) for r in run_jobs(fn, plans, shared, self.config.workers)]
 
     def _scored(self, result):
         self._done += 1
@@ -200,8 +195,8 @@ class LobraPlusPlanner(LobraPlanner):
         # the homogeneous plans, which come last).
         homogeneous = [p for p in plans if len(p.entries) == 1]
         plans = list(dict.fromkeys(plans[: self.config.max_scored] + homogeneous))
-        jobs = [(p, sample, table.cost, self.dispatcher, self.dispatcher_config) for p in plans]
-        return dict(zip(plans, self._map(_dispatch_step_time, jobs), strict=True))
+        shared = (sample, table.cost, get_dispatcher(self.dispatcher, self.dispatcher_config))
+        return dict(zip(plans, self._map(_dispatch_step_time, plans, shared), strict=True))
 
 
 @PLANNERS.register("exhaustive")

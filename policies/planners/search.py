@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 from lobra.costmodel import DeploymentPlan, ParallelConfig
 from lobra.policies.costs import CostTable
-from scipy.optimize import linprog
+from lobra.policies.highs import solve_lp
 
 
 def propose_configs(
@@ -82,17 +82,10 @@ def _fluid_lp(counts, configs, table: CostTable, num_gpus: int, bubble_s, makesp
         a_ub[n_x, n_y + j] = c.num_gpus
     b_ub = np.zeros(n_x + 1)
     b_ub[n_x] = num_gpus
-    result = linprog(
-        np.zeros(n_y + n_x),
-        A_ub=a_ub,
-        b_ub=b_ub,
-        A_eq=a_eq,
-        b_eq=[counts[s] for s in lengths],
-        method="highs",
-    )
-    if result.status != 0:
+    x = solve_lp(np.zeros(n_y + n_x), a_ub, b_ub, a_eq, np.array([counts[s] for s in lengths], dtype=float))
+    if x is None:
         return None
-    return {c: float(result.x[n_y + j]) for j, c in enumerate(configs)}
+    return {c: float(x[n_y + j]) for j, c in enumerate(configs)}
 
 
 def enumerate_plans(

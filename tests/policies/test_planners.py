@@ -161,3 +161,29 @@ def test_progress_counts_every_plan_scored(small, cost, name, num_gpus):
     assert len(calls) > 1
     planner.plan(small, cost, num_gpus)  # a second plan counts from zero
     assert calls[len(calls) // 2][0] == 1
+
+
+@pytest.mark.parametrize("name", ["lobra", "lobra-plus"])
+def test_worker_processes_score_plans_as_one_process_does(small, cost, name):
+    # The workers get the sampled steps and the cost model once, at their start (policies/pool.py); the cost
+    # model travels without its memo. Scores, plan and count must not depend on where they were computed.
+    fast = {**FAST, "sample_steps": 3}
+    alone = get_planner(name, **fast).plan(small, cost, 8)
+    pooled = get_planner(name, **{**fast, "workers": 2}).plan(small, cost, 8)
+    assert str(pooled.plan) == str(alone.plan)
+    assert pooled.step_time_s == alone.step_time_s
+    assert pooled.plans_considered == alone.plans_considered
+
+
+def test_a_cost_model_travels_without_its_memo(cost):
+    import pickle
+
+    from lobra.costmodel import MicroBatch
+
+    mb = MicroBatch((700, 300, 1000), 1000, packed=True)
+    before = cost.stage_times(ParallelConfig(2, 2), mb)
+    assert cost._layer_cache  # the memo is filled ...
+    copy = pickle.loads(pickle.dumps(cost))
+    assert not copy._layer_cache and not copy._outer_cache  # ... and left behind
+    assert copy.stage_times(ParallelConfig(2, 2), mb) == before
+    assert copy.max_tokens(ParallelConfig(2, 2)) == cost.max_tokens(ParallelConfig(2, 2))
