@@ -39,7 +39,7 @@ from lobra.costmodel.memory import (
 from lobra.costmodel.outer_time import OuterTimeFit
 from lobra.costmodel.overheads import Overheads
 from lobra.costmodel.parallel import ParallelConfig
-from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_makespan
+from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_makespans
 from lobra.costmodel.profile import check_profile_model, load_profile, shipped_profile
 from lobra.costmodel.replica_time import MicroBatch, ReplicaTime, ring_allreduce_s
 from lobra.costmodel.specs import GPUSpec, ModelSpec, load_gpu_spec, load_model_spec
@@ -258,8 +258,7 @@ class CostModel:
         times = [self.stage_times(config, mb) for mb in micro_batches]
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
         # The exact 1F1B schedule, once without transfers (the bubble) and once with them (their cost).
-        without_comm = pipeline_makespan(times, [0.0] * len(times), config.pp)
-        with_comm = pipeline_makespan(times, p2p, config.pp)
+        without_comm, with_comm = pipeline_makespans(times, [[0.0] * len(times), p2p], config.pp)
         per_stage = [sum(t[k] for t in times) for k in range(config.pp)]
         slowest = max(range(config.pp), key=per_stage.__getitem__)  # the others wait for it
         embedding_s = head_s = 0.0

@@ -35,12 +35,19 @@ def schedule(pp: int, num_mb: int) -> list[list[tuple[str, int]]]:
 def pipeline_makespan(stage_times: Sequence[Sequence[float]], p2p_s: Sequence[float], pp: int) -> float:
     """Finish time of the last op for micro-batches taking stage_times[m][k] on stage k (forward+backward,
     CostModel.stage_times) and p2p_s[m] per boundary crossing, on pp stages."""
+    return pipeline_makespans(stage_times, [p2p_s], pp)[0]
+
+
+def pipeline_makespans(
+    stage_times: Sequence[Sequence[float]], p2p_sets: Sequence[Sequence[float]], pp: int
+) -> list[float]:
+    """pipeline_makespan of the same micro-batches under each set of crossing times (the stage times split once)."""
     if not stage_times:
-        return 0.0
+        return [0.0] * len(p2p_sets)
     if pp == 1:
-        return float(sum(t[0] for t in stage_times))
+        return [float(sum(t[0] for t in stage_times))] * len(p2p_sets)
     fwd, bwd = split_stages(stage_times)
-    return pipeline_timeline(fwd, bwd, [list(p2p_s)] * (pp - 1), record=False)
+    return [pipeline_timeline(fwd, bwd, [list(p2p)] * (pp - 1), record=False) for p2p in p2p_sets]
 
 
 def split_stages(stage_times: Sequence[Sequence[float]]) -> tuple[list[list[float]], list[list[float]]]:

@@ -20,9 +20,11 @@ def padded_micro_batches(
     items: Sequence[int], lengths: Sequence[int], padded: Sequence[int], max_tokens: int
 ) -> list[MicroBatchPlan]:
     """items[k] runs with length lengths[k], padded to padded[k]."""
-    by_len: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    by_len: dict[int, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     for item, n, s in zip(items, lengths, padded, strict=True):
-        by_len[int(s)].append((item, int(n)))
+        ids, run = by_len[s]
+        ids.append(item)
+        run.append(int(n))
     out = []
     for s in sorted(by_len, reverse=True):
         per_mb = max_tokens // s
@@ -30,10 +32,10 @@ def padded_micro_batches(
             raise PolicyError(
                 f"a sequence padded to {s} tokens does not fit a micro-batch of {max_tokens} tokens"
             )
-        group = by_len[s]
-        for start in range(0, len(group), per_mb):
-            chunk = group[start : start + per_mb]
-            out.append(MicroBatchPlan(tuple(i for i, _ in chunk), tuple(n for _, n in chunk), s))
+        ids, run = by_len[s]
+        for start in range(0, len(ids), per_mb):
+            end = start + per_mb
+            out.append(MicroBatchPlan(tuple(ids[start:end]), tuple(run[start:end]), int(s)))
     return out
 
 
