@@ -30,6 +30,9 @@ class Failure:
             raise SimError(f"a failure's GPU must be an id >= 0 (GPUs are numbered from 0), got {self.gpu!r}")
 
 
+TRACE_EVENTS = 500_000
+
+
 @dataclass(frozen=True)
 class SimConfig:
     steps: int | None = None  # stop after this many steps; None: run every task to its end
@@ -42,6 +45,9 @@ class SimConfig:
     replan: bool = True  # re-plan when tasks join or leave
     failures: tuple[Failure, ...] = ()
     trace_steps: int | None = 0  # the first steps whose every op goes into the Chrome trace; None: every step
+    # A trace stops taking new steps once it holds this many events: a thousand-GPU run records ~25,000 a step, and
+    # a trace of millions is gigabytes in memory that Perfetto cannot open anyway.
+    trace_events: int = TRACE_EVENTS
     pipeline: str = "closed-form"  # or "events": one SimPy process per stage (sim/replica.py)
     progress: bool = False
 
@@ -56,6 +62,8 @@ class SimConfig:
             raise SimError(f"reconfig_s must be >= 0, got {self.reconfig_s!r}")
         if self.trace_steps is not None and self.trace_steps < 0:
             raise SimError(f"trace_steps must be >= 0, got {self.trace_steps!r}")
+        if not isinstance(self.trace_events, int) or self.trace_events < 1:
+            raise SimError(f"trace_events must be a positive integer, got {self.trace_events!r}")
 
     def traced(self, step: int) -> bool:
         return self.trace_steps is None or step < self.trace_steps

@@ -86,10 +86,11 @@ class Trace:
         self.events: list[dict] = [_meta("process_name", self.STEPS_PID, None, "steps")]
         self._pids: dict[tuple[str, int], int] = {}  # (plan, replica) -> pid
         self._plans: list[str] = []
-        self._traced: set[int] = set()  # steps with ops in the trace
+        self.traced: set[int] = set()  # steps with ops in the trace
+        self.full_at: int | None = None  # the first step left out for want of room
 
     def phase(self, step: int, plan: DeploymentPlan, log: list[OpRecord]) -> None:
-        self._traced.add(step)
+        self.traced.add(step)
         for op in log:
             pid = self._pid(plan, op.replica)
             if op.stage == SYNC_STAGE:
@@ -101,9 +102,16 @@ class Trace:
             self.events.append(_span(name, pid, tid, op.start_s, op.end_s))
 
     def step(self, step: int, attempt: int, start: float, end: float, status: str, plan: str) -> None:
-        if step in self._traced:
+        if step in self.traced:
             args = {"attempt": attempt, "status": status, "plan": plan}
             self.events.append(_span(f"step {step}", self.STEPS_PID, 0, start, end, args))
+
+    def full(self, step: int, limit: int) -> None:
+        """No room for step `step` and those after it: said once, in the trace and the summary."""
+        if self.full_at is None:
+            self.full_at = step
+            label = f"steps (ops traced up to step {step - 1}: the trace is limited to {limit:,} events)"
+            self.events[0] = _meta("process_name", self.STEPS_PID, None, label)
 
     def instant(self, time_s: float, kind: str, detail: str) -> None:
         self.events.append(
@@ -295,5 +303,6 @@ class Recorder:
                 for row in tasks.itertuples()
             },
             "num_gpus": num_gpus,
+            "traced_steps": len(self.trace.traced),  # steps with every op in trace.json
         }
         return SimResult(steps, replicas, tasks, events, self.trace.events, summary)

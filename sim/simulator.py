@@ -247,7 +247,7 @@ class Simulator:
         dispatch = self._dispatch(items, phase)
         placements = state.cluster.place(phase.plan)
         spans = state.cluster.spans_nodes(placements)
-        log: list[OpRecord] | None = [] if self.config.traced(step) else None
+        log: list[OpRecord] | None = [] if self._traced(step, rec) else None
         run = Attempt()
         start = env.now
         finish: dict[int, float] = {}
@@ -306,6 +306,15 @@ class Simulator:
         rec.phase(step, attempt, start, env.now, phase.plan, dispatch, finish, log)
         rec.tokens(items, dispatch)
         return True
+
+    def _traced(self, step: int, rec: Recorder) -> bool:
+        """Whether this step's ops go into the trace: a traced step while the trace has room (whole steps only)."""
+        if not self.config.traced(step):
+            return False
+        if len(rec.trace.events) < self.config.trace_events or step in rec.trace.traced:
+            return True
+        rec.trace.full(step, self.config.trace_events)
+        return False
 
     @staticmethod
     def _stage_times(state: _State, phase: Phase, r: int, config: ParallelConfig, mbs, cms) -> list:

@@ -18,6 +18,7 @@ from lobra.io import check_writable, staged_dir
 from lobra.policies.dispatchers import DispatcherConfig, dispatch_from_args
 from lobra.policies.planners import PLANNERS
 from lobra.sim import Failure, Policy, SimConfig, SimError, Simulator
+from lobra.sim.config import TRACE_EVENTS
 from lobra.sim.whatif import fixed_workload
 from lobra.traces import Workload
 
@@ -57,6 +58,12 @@ def register(p: argparse.ArgumentParser) -> None:
         type=int,
         help="record only the first N steps in trace.json (default: every step; 0: none)",
     )
+    p.add_argument(
+        "--trace-events",
+        type=int,
+        default=TRACE_EVENTS,
+        help=f"stop adding steps to trace.json once it holds this many events (default {TRACE_EVENTS:,})",
+    )
     p.add_argument("--out", help="write records, summary and trace here")
     add_json(p, "the summary")
     p.set_defaults(func=cmd_simulate)
@@ -75,7 +82,8 @@ def cmd_simulate(args) -> int:
         straggler_prob=args.straggler_prob,
         reconfig_s=args.reconfig_s,
         failures=failures,
-        trace_steps=args.trace_steps,
+        trace_steps=args.trace_steps if args.out else 0,  # no --out: no trace.json to record for
+        trace_events=args.trace_events,
         progress=not args.json,
     )
     result = Simulator(workload, cost, num_gpus, policy, sim).run()

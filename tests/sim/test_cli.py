@@ -15,6 +15,10 @@ def test_simulate_json_summary(cli, tmp_path):
     assert summary["steps"] == 2 and summary["plan"] == "<1,1>x8 <8,1>x1"
     assert summary["gpu_seconds_per_step"] == pytest.approx(16 * summary["step_time_s"])
     assert (tmp_path / "replicas.parquet").exists() and (tmp_path / "trace.json").exists()
+    assert summary["traced_steps"] == 2  # every step, by default
+    # without --out there is no trace.json to record for: nothing is traced
+    rc, out, _ = cli("simulate --scenario real-7b --plan '<1,1>x8 <8,1>x1' --steps 2 --json")
+    assert rc == 0 and json.loads(out)["traced_steps"] == 0
 
 
 def test_sequences_longer_than_the_plan_are_an_error_unless_asked_to_cut_them(cli, tmp_path):

@@ -137,6 +137,21 @@ def test_outputs_are_files_users_can_load(tmp_path):
     assert summary["clock_stopped_programmes"] == 0  # the node limit, not the clock, decided every programme
 
 
+def test_a_full_trace_takes_no_more_steps_and_says_so():
+    whole = simulate(Policy("p", "balanced", plan=PLAN), steps=4, trace_steps=None)
+    per_step = len([e for e in whole.trace_events if e["ph"] == "X"]) / 4
+    limited = simulate(
+        Policy("p", "balanced", plan=PLAN), steps=4, trace_steps=None, trace_events=int(1.5 * per_step)
+    )
+    assert whole.summary["traced_steps"] == 4 and limited.summary["traced_steps"] == 2  # whole steps only
+    steps = [e["name"] for e in limited.trace_events if e["ph"] == "X" and e["pid"] == 0]
+    assert steps == ["step 0", "step 1"]
+    assert "ops traced up to step 1" in limited.trace_events[0]["args"]["name"]
+    assert (
+        limited.summary["gpu_seconds_per_step"] == whole.summary["gpu_seconds_per_step"]
+    )  # the run is the same
+
+
 @pytest.mark.parametrize("pipeline", ["closed-form", "events"])
 def test_the_trace_holds_every_modelled_event_on_named_tracks(pipeline):
     """Every traced step: compute per stage, stage-to-stage sends, the all-reduce and the optimizer of every replica,
