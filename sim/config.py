@@ -45,7 +45,7 @@ class SimConfig:
     replan: bool = True  # re-plan when tasks join or leave
     failures: tuple[Failure, ...] = ()
     trace_steps: int | None = 0  # the first steps whose every op goes into the Chrome trace; None: every step
-    # A trace stops taking new steps once it holds this many events: a thousand-GPU run records ~25,000 a step, and
+    # A trace stops taking new steps once it holds this many events: scale-1k (1,024 GPUs) records ~70,000 a step, and
     # a trace of millions is gigabytes in memory that Perfetto cannot open anyway.
     trace_events: int = TRACE_EVENTS
     pipeline: str = "closed-form"  # or "events": one SimPy process per stage (sim/replica.py)
