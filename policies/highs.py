@@ -22,7 +22,7 @@ def solve_lp(
 ) -> np.ndarray | None:
     """argmin c.x subject to a_ub x <= b_ub, a_eq x = b_eq, x >= 0 (dense matrices); None unless HiGHS proves an
     optimum (infeasible, unbounded, or stopped)."""
-    if _h is None:  # pragma: no cover
+    if _h is None:
         from scipy.optimize import linprog
 
         result = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")

@@ -49,9 +49,10 @@ class BalancedDispatcher(Dispatcher):
             heap = [(0.0, r) for r in targets]
             given: dict[int, dict[int, int]] = {r: {} for r in targets}
             for job_s, s, size in sorted(jobs, reverse=True):
-                load, r = heapq.heappop(heap)
-                given[r][s] = given[r].get(s, 0) + size
-                heapq.heappush(heap, (load + job_s, r))
+                load, r = heap[0]  # the least loaded (keys are unique: ties go to the lower index)
+                share_r = given[r]
+                share_r[s] = share_r.get(s, 0) + size
+                heapq.heapreplace(heap, (load + job_s, r))
             for r, share_r in given.items():
                 for s, n in share_r.items():
                     loads.add(r, s, n)

@@ -44,3 +44,16 @@ def test_an_infeasible_programme_has_no_answer():
         solve_lp(c, np.array([[1.0, 1.0]]), np.array([3.0]), np.array([[1.0, 1.0]]), np.array([4.0])) is None
     )
     assert linprog(c, A_ub=[[1, 1]], b_ub=[3], A_eq=[[1, 1]], b_eq=[4], method="highs").status == 2
+
+
+def test_without_scipys_binding_linprog_answers(monkeypatch):
+    from lobra.policies import highs
+
+    c, a_ub, b_ub, a_eq, b_eq = split_programme(np.random.default_rng(9), 3, 12, True)
+    direct = solve_lp(c, a_ub, b_ub, a_eq, b_eq)
+    monkeypatch.setattr(highs, "_h", None)
+    np.testing.assert_array_equal(solve_lp(c, a_ub, b_ub, a_eq, b_eq), direct)
+    assert (
+        solve_lp(np.ones(2), np.array([[1.0, 1.0]]), np.array([3.0]), np.array([[1.0, 1.0]]), np.array([4.0]))
+        is None
+    )
