@@ -27,12 +27,12 @@ def split_lp(
     configs = sorted(replicas)
     lengths = sorted(counts)
     pairs = [
-        (g, j)
+        (g, j, lc)
         for g, s in enumerate(lengths)
         for j, c in enumerate(configs)
-        if table.length_cost(c, s) is not None
+        if (lc := table.length_cost(c, s)) is not None
     ]
-    held = {g for g, _ in pairs}
+    held = {g for g, _, _ in pairs}
     for g, s in enumerate(lengths):
         if g not in held:
             raise PolicyError(f"no replica of the plan can hold a sequence padded to {s} tokens")
@@ -41,8 +41,7 @@ def split_lp(
     objective[-1] = 1.0
     a_ub = np.zeros((len(configs), n_var))
     a_eq = np.zeros((len(lengths), n_var))
-    for p, (g, j) in enumerate(pairs):
-        lc = table.length_cost(configs[j], lengths[g])
+    for p, (g, j, lc) in enumerate(pairs):
         a_ub[j, p] = (lc.alpha_s + lc.beta_s / lc.per_mb) / replicas[configs[j]]
         a_eq[g, p] = 1.0
     a_ub[:, -1] = -1.0
@@ -51,7 +50,7 @@ def split_lp(
     if x is None:  # pragma: no cover - the relaxation is always feasible once every length is held
         raise PolicyError("the dispatch relaxation failed")
     split: dict[ParallelConfig, dict[int, float]] = {c: {} for c in configs}
-    for p, (g, j) in enumerate(pairs):
+    for p, (g, j, _) in enumerate(pairs):
         if x[p] > 1e-9:
             split[configs[j]][lengths[g]] = float(x[p])
     return float(x[-1]), split

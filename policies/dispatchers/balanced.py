@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import math
 
 import numpy as np
 from lobra.costmodel import DeploymentPlan
@@ -75,7 +76,7 @@ def split_across_configs(counts: dict[int, int], plan: DeploymentPlan, table: Co
     split: dict = {c: {} for c, _ in plan.entries}
     for s, total in counts.items():
         shares = {c: relaxed[c].get(s, 0.0) for c in relaxed if s in relaxed[c]}
-        base = {c: int(np.floor(v + 1e-9)) for c, v in shares.items()}
+        base = {c: math.floor(v + 1e-9) for c, v in shares.items()}
         for c in sorted(shares, key=lambda c: base[c] - shares[c])[: max(0, total - sum(base.values()))]:
             base[c] += 1
         for c, n in base.items():

@@ -69,10 +69,10 @@ class Dispatcher:
             raise PolicyError(f"no replica of plan {plan} can hold {cost.model.name} on {cost.gpu.name}")
         lengths, dropped, truncated = resolve_overflow(items, plan, max(limits), self.config.beyond_capacity)
         gone = set(dropped)
-        keep = [i for i in range(len(items)) if i not in gone]
+        keep = [i for i in range(len(items)) if i not in gone] if gone else list(range(len(items)))
         if not keep:
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
-        kept_lengths = np.array([lengths[i] for i in keep])
+        kept_lengths = np.array([lengths[i] for i in keep] if gone else lengths)
         padded = self._pad(kept_lengths, max(limits), limits)
         # Per padded length, longest first, its items longest first (ties by index): which items each replica
         # gets of its share.
