@@ -19,6 +19,9 @@ def test_simulate_json_summary(cli, tmp_path):
     # without --out there is no trace.json to record for: nothing is traced
     rc, out, _ = cli("simulate --scenario real-7b --plan '<1,1>x8 <8,1>x1' --steps 2 --json")
     assert rc == 0 and json.loads(out)["traced_steps"] == 0
+    rc, out, err = cli(f"simulate --scenario real-7b --steps 2 --trace-events 0 --out {tmp_path / 'bad'}")
+    assert rc == 2 and err.strip() == "lobra: error: trace_events must be a positive integer, got 0"
+    assert not (tmp_path / "bad").exists()
 
 
 def test_sequences_longer_than_the_plan_are_an_error_unless_asked_to_cut_them(cli, tmp_path):
