@@ -87,7 +87,7 @@ class Trace:
         self._pids: dict[tuple[str, int], int] = {}  # (plan, replica) -> pid
         self._plans: list[str] = []
         self.traced: set[int] = set()  # steps with ops in the trace
-        self.full_at: int | None = None  # the first step left out for want of room
+        self._full = False
 
     def phase(self, step: int, plan: DeploymentPlan, log: list[OpRecord]) -> None:
         self.traced.add(step)
@@ -106,12 +106,16 @@ class Trace:
             args = {"attempt": attempt, "status": status, "plan": plan}
             self.events.append(_span(f"step {step}", self.STEPS_PID, 0, start, end, args))
 
-    def full(self, step: int, limit: int) -> None:
-        """No room for step `step` and those after it: said once, in the trace and the summary."""
-        if self.full_at is None:
-            self.full_at = step
+    def has_room(self, step: int, limit: int) -> bool:
+        """Whether step `step` may add its ops: whole steps only, until the trace holds `limit` events. The first
+        step left out renames the steps track to say where the trace stops."""
+        if step in self.traced or (not self._full and len(self.events) < limit):
+            return True
+        if not self._full:
+            self._full = True
             label = f"steps (ops traced up to step {step - 1}: the trace is limited to {limit:,} events)"
             self.events[0] = _meta("process_name", self.STEPS_PID, None, label)
+        return False
 
     def instant(self, time_s: float, kind: str, detail: str) -> None:
         self.events.append(

@@ -308,13 +308,8 @@ class Simulator:
         return True
 
     def _traced(self, step: int, rec: Recorder) -> bool:
-        """Whether this step's ops go into the trace: a traced step while the trace has room (whole steps only)."""
-        if not self.config.traced(step):
-            return False
-        if len(rec.trace.events) < self.config.trace_events or step in rec.trace.traced:
-            return True
-        rec.trace.full(step, self.config.trace_events)
-        return False
+        """Whether this step's ops go into the trace: a traced step, while the trace has room for it."""
+        return self.config.traced(step) and rec.trace.has_room(step, self.config.trace_events)
 
     @staticmethod
     def _stage_times(state: _State, phase: Phase, r: int, config: ParallelConfig, mbs, cms) -> list:

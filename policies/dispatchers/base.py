@@ -68,15 +68,13 @@ class Dispatcher:
         if max(limits) == 0:
             raise PolicyError(f"no replica of plan {plan} can hold {cost.model.name} on {cost.gpu.name}")
         lengths, dropped, truncated = resolve_overflow(items, plan, max(limits), self.config.beyond_capacity)
-        gone = set(dropped)
-        keep = [i for i in range(len(items)) if i not in gone] if gone else list(range(len(items)))
-        if not keep:
+        ids = np.delete(np.arange(len(items)), dropped)
+        if not len(ids):
             return DispatchPlan(plan, tuple(() for _ in replicas), tuple(dropped), truncated)
-        kept_lengths = np.array([lengths[i] for i in keep] if gone else lengths)
+        kept_lengths = np.delete(np.array(lengths), dropped)
         padded = self._pad(kept_lengths, max(limits), limits)
         # Per padded length, longest first, its items longest first (ties by index): which items each replica
         # gets of its share.
-        ids = np.array(keep)
         order = np.lexsort((ids, -kept_lengths, -padded))
         groups: dict[int, list[int]] = {}
         for i, s in zip(ids[order].tolist(), padded[order].tolist(), strict=True):
