@@ -18,6 +18,8 @@ measured sync and optimizer) is an Overheads value it is given: neutral unless t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import repeat
 from pathlib import Path
 
 from lobra.costmodel.analytical import AnalyticalLayerTime
@@ -189,19 +191,35 @@ class CostModel:
         recomputed forwards (FORWARD_SHARE of each layer's time once more), times the config's compute
         factor (1 unless the overheads measured contention). Where the overheads measured this config's stage
         weights (head and embedding included), stage k takes weight k times the even share of the layers."""
-        layer_s = self.layer_ms(config.tp, mb) / 1e3
-        factor = self.overheads.factor(config)
+        return self.stage_times_of(config, (mb,), (extra_s,))[0]
+
+    def stage_times_of(
+        self, config: ParallelConfig, mbs: Sequence[MicroBatch], extras_s: Sequence[float] | None = None
+    ) -> list[tuple[float, ...]]:
+        """stage_times of each micro-batch (extras_s[m] its extra_s; none: 0), what the config decides looked up
+        once: the simulator asks for every micro-batch of a replica at a time."""
+        extras = repeat(0.0) if extras_s is None else extras_s
+        tp, factor = config.tp, self.overheads.factor(config)
         weights = self.overheads.stage_weights.get(config)
         if weights is not None:
-            even = layer_s * self.model.num_layers / config.pp * factor + extra_s * factor
-            return tuple(even * w for w in weights)
-        embedding_ms, head_ms = self.outer_ms(config.tp, mb)
-        if config.ckpt:  # each layer's forward runs again in its backward
-            layer_s *= 1 + FORWARD_SHARE
-        times = [n * layer_s + extra_s for n in config.stage_layers(self.model.num_layers)]
-        times[0] += embedding_ms / 1e3
-        times[-1] += head_ms / 1e3
-        return tuple(t * factor for t in times)
+            num_layers, pp = self.model.num_layers, config.pp
+            out = []
+            for mb, extra_s in zip(mbs, extras, strict=False):
+                even = self.layer_ms(tp, mb) / 1e3 * num_layers / pp * factor + extra_s * factor
+                out.append(tuple(even * w for w in weights))
+            return out
+        layers = config.stage_layers(self.model.num_layers)
+        # ckpt: each layer's forward runs again in its backward
+        recompute = 1 + FORWARD_SHARE if config.ckpt else 1.0
+        out = []
+        for mb, extra_s in zip(mbs, extras, strict=False):
+            layer_s = self.layer_ms(tp, mb) / 1e3 * recompute
+            embedding_ms, head_ms = self.outer_ms(tp, mb)
+            times = [n * layer_s + extra_s for n in layers]
+            times[0] += embedding_ms / 1e3
+            times[-1] += head_ms / 1e3
+            out.append(tuple(times) if factor == 1.0 else tuple(t * factor for t in times))  # x 1.0 is exact
+        return out
 
     def micro_batch_s(self, config: ParallelConfig, mb: MicroBatch) -> float:
         """Seconds one micro-batch holds a replica's pipeline: on its slowest stage, plus one crossing."""
@@ -255,7 +273,7 @@ class CostModel:
         spans_nodes: bool = False,
     ) -> ReplicaTime:
         """One replica's step: its micro-batches (1F1B when pp > 1), then the LoRA-gradient sync and optimizer."""
-        times = [self.stage_times(config, mb) for mb in micro_batches]
+        times = self.stage_times_of(config, micro_batches)
         p2p = [self.p2p_s(config, mb) for mb in micro_batches]
         # The exact 1F1B schedule, once without transfers (the bubble) and once with them (their cost).
         without_comm, with_comm = pipeline_makespans(times, [[0.0] * len(times), p2p], config.pp)

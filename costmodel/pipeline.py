@@ -46,18 +46,19 @@ def pipeline_makespans(
         return [0.0] * len(p2p_sets)
     if pp == 1:
         return [float(sum(t[0] for t in stage_times))] * len(p2p_sets)
-    fwd, bwd = split_stages(stage_times)
-    return [pipeline_timeline(fwd, bwd, [list(p2p)] * (pp - 1), record=False) for p2p in p2p_sets]
+    durations = op_durations(stage_times)
+    return [pipeline_timeline(durations, [list(p2p)] * (pp - 1), pp, record=False) for p2p in p2p_sets]
 
 
-def split_stages(stage_times: Sequence[Sequence[float]]) -> tuple[list[list[float]], list[list[float]]]:
-    """Per-stage forward and backward durations, [stage][micro-batch], of micro-batches taking stage_times[m][k]
-    on stage k. The head's time splits like a layer's, although its forward and backward are about equal: it is a
-    fraction of one stage, and only that fraction's split moves the bubble."""
+def op_durations(stage_times: Sequence[Sequence[float]]) -> list[float]:
+    """Every op's duration in pipeline_timeline's order, for micro-batches taking stage_times[m][k] on stage k: the
+    forwards stage by stage (stage-major, then micro-batch), then the backwards. The head's time splits like a
+    layer's, although its forward and backward are about equal: it is a fraction of one stage, and only that
+    fraction's split moves the bubble."""
     pp = len(stage_times[0])
-    fwd = [[t[k] * FORWARD_SHARE for t in stage_times] for k in range(pp)]
-    bwd = [[t[k] * (1 - FORWARD_SHARE) for t in stage_times] for k in range(pp)]
-    return fwd, bwd
+    backward_share = 1 - FORWARD_SHARE
+    fwd = [t[k] * FORWARD_SHARE for k in range(pp) for t in stage_times]
+    return fwd + [t[k] * backward_share for k in range(pp) for t in stage_times]
 
 
 def _op_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int], ...]:
@@ -103,16 +104,15 @@ def _flat_order(pp: int, num_mb: int) -> tuple[tuple[int, int, int, int], ...]:
 
 
 def pipeline_timeline(
-    fwd_s: Sequence[Sequence[float]],
-    bwd_s: Sequence[Sequence[float]],
+    durations: Sequence[float],
     crossing_s: Sequence[Sequence[float]],
+    pp: int,
     record: bool = True,
 ) -> list[tuple[str, int, int, float, float]] | float:
-    """(kind, stage, micro-batch, start, end) of every op, for per-stage op durations fwd_s[k][m], bwd_s[k][m]
+    """(kind, stage, micro-batch, start, end) of every op, for op durations laid out as op_durations gives them
     and per-boundary transfer times crossing_s[k][m] (boundary k joins stages k and k+1); with record=False only
     the finish time of the last op (the simulator's hot path)."""
-    pp, num_mb = len(fwd_s), len(fwd_s[0])
-    duration = [d for row in fwd_s for d in row] + [d for row in bwd_s for d in row]
+    num_mb = len(durations) // (2 * pp)
     crossing = [c for row in crossing_s for c in row] + [0.0]  # index -1: no transfer (adding 0.0 is exact)
     end = [0.0] * (2 * pp * num_mb + 1)  # index -1: a first-stage forward's dependency, ready at 0
     clock = [0.0] * pp
@@ -120,7 +120,7 @@ def pipeline_timeline(
     for k, op, dep, cross in _flat_order(pp, num_mb):
         ready = end[dep] + crossing[cross]
         start = clock[k] if clock[k] > ready else ready
-        clock[k] = end[op] = start + duration[op]
+        clock[k] = end[op] = start + durations[op]
         if record:
             out.append(("B" if op >= pp * num_mb else "F", k, op % num_mb, start, clock[k]))
     return out if record else max(clock)

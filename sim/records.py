@@ -8,6 +8,8 @@ simulator adds each row's attempt (a failure retries a step) and GPU count, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -199,11 +201,16 @@ class Recorder:
 
     def tokens(self, items, dispatch: DispatchPlan) -> None:
         """Each task's sampled tokens in a completed phase, and what became of them: trained, truncated, dropped."""
+        if not dispatch.dropped and not dispatch.truncated:  # all trained: sums per run of one task's items
+            for task, group in groupby(items, attrgetter("task")):
+                n = sum(map(attrgetter("length"), group))
+                counts = self._task_counts(task)
+                counts["sampled_tokens"] += n
+                counts["trained_tokens"] += n
+            return
         dropped = set(dispatch.dropped)
         for i, item in enumerate(items):
-            counts = self._task_tokens.get(item.task)
-            if counts is None:
-                counts = self._task_tokens[item.task] = dict.fromkeys(TOKEN_FATES, 0)
+            counts = self._task_counts(item.task)
             counts["sampled_tokens"] += item.length
             if i in dropped:
                 counts["dropped_tokens"] += item.length
@@ -211,6 +218,12 @@ class Recorder:
             run = dispatch.truncated.get(i, item.length)
             counts["truncated_tokens"] += item.length - run
             counts["trained_tokens"] += run
+
+    def _task_counts(self, task: str) -> dict[str, int]:
+        counts = self._task_tokens.get(task)
+        if counts is None:
+            counts = self._task_tokens[task] = dict.fromkeys(TOKEN_FATES, 0)
+        return counts
 
     def task_done(self, name: str, time_s: float, steps: int) -> None:
         self._done[name] = (time_s, steps)

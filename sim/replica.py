@@ -11,11 +11,12 @@ float rounding (a test checks it); closed-form needs ~50x fewer events, which is
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import simpy
-from lobra.costmodel.pipeline import FORWARD_SHARE, pipeline_timeline, schedule, split_stages
+from lobra.costmodel.pipeline import FORWARD_SHARE, op_durations, pipeline_timeline, schedule
 
 
 @dataclass
@@ -60,19 +61,21 @@ def replica_process(
     replica: int,
     stage_times: list[Sequence[float]],
     crossing_s: list[list[float]],
-    jitter: Callable[[], float],
+    jitter: Callable[[], float] | float,
     log: list[OpRecord] | None,
     events: bool = False,
 ):
     """Process: run micro-batch m for stage_times[m][k] on stage k (CostModel.stage_times); crossing_s[k][m] is the
     transfer across boundary k (between stage k and k+1) for micro-batch m. jitter() draws a multiplicative factor
-    per op."""
+    per op; a number is a constant factor (no draws)."""
     if not stage_times:
         return
     pp = len(stage_times[0])
     if not events:
         yield from _closed_form(env, attempt, replica, pp, stage_times, crossing_s, jitter, log)
         return
+    if not callable(jitter):
+        jitter = functools.partial(float, jitter)
     if pp == 1:
         for m, (t,) in enumerate(stage_times):
             start = env.now
@@ -117,18 +120,24 @@ def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_times, cros
     start = env.now
     record = log is not None
     if pp == 1:
+        durations = [d for (d,) in stage_times]
+    else:
+        durations = op_durations(stage_times)
+    # The draws in op order; a constant factor of 1 leaves the durations as they are (x 1.0 is exact anyway).
+    if callable(jitter):
+        durations = [d * jitter() for d in durations]
+    elif jitter != 1.0:
+        durations = [d * jitter for d in durations]
+    if pp == 1:
         timeline, t = [], 0.0
-        for m, (d,) in enumerate(stage_times):
-            end = t + d * jitter()
+        for m, d in enumerate(durations):
+            end = t + d
             if record:
                 timeline.append(("FB", 0, m, t, end))
             t = end
         finish = t
     else:
-        fwd, bwd = split_stages(stage_times)
-        fwd = [[d * jitter() for d in row] for row in fwd]
-        bwd = [[d * jitter() for d in row] for row in bwd]
-        result = pipeline_timeline(fwd, bwd, crossing_s, record=record)
+        result = pipeline_timeline(durations, crossing_s, pp, record=record)
         timeline = result if record else []
         finish = max((end for *_, end in timeline), default=0.0) if record else result
     yield env.timeout(finish)

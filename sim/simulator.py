@@ -317,14 +317,14 @@ class Simulator:
         yet in this deployment, where the cost model charges one."""
         extra = phase.cost.first_run_s(config)
         if not extra:
-            return [phase.cost.stage_times(config, mb) for mb in cms]
+            return phase.cost.stage_times_of(config, cms)
         seen = state.seen.setdefault((str(phase.plan), r), set())
-        out = []
-        for mb, cm in zip(mbs, cms, strict=True):
+        extras = []
+        for mb in mbs:
             new = (shape := (len(mb.items), mb.seq_len)) not in seen
             seen.add(shape)
-            out.append(phase.cost.stage_times(config, cm, extra if new else 0.0))
-        return out
+            extras.append(extra if new else 0.0)
+        return phase.cost.stage_times_of(config, cms, extras)
 
     @staticmethod
     def _apply_due_failures(env, state: _State, rec: Recorder) -> set[int]:
@@ -346,10 +346,11 @@ class Simulator:
         return env.timeout(max(0.0, state.pending_failures[0].time_s - env.now))
 
     def _jitter(self, straggler: float):
-        """A draw per op of its duration factor: the straggler's constant slowdown times mean-one noise."""
+        """A draw per op of its duration factor: the straggler's constant slowdown times mean-one noise; without
+        noise, the constant itself (replica_process draws nothing)."""
         sigma = self.config.jitter
         if sigma == 0:
-            return lambda: straggler
+            return straggler
         # mean-one lognormal: jitter changes the spread of op times, not their average
         return lambda: straggler * float(self.rng.lognormal(-sigma * sigma / 2, sigma))
 
