@@ -9,7 +9,7 @@ with the lobra namespace laid out from that tree (bench/gpu/run.sh's way), alter
 - `lobra --help`.
 Also, for this tree only: the mean makespan gap of `balanced` to `balanced-ilp` on 10 paper-7b steps.
 
-    .venv/bin/python bench/hot_path.py [--base REV] [--rounds 2]
+    .venv/bin/python bench/hot_path.py [--base REV] [--rounds 2] [--sim-steps 1000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ def main() -> int:
     parser.add_argument(
         "--sim-steps", type=int, default=1000, help="paper-70b steps simulated (default 1000)"
     )
+    parser.add_argument("--out", type=Path, default=OUT, help=f"the report (default {OUT.relative_to(REPO)})")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lobra-hot-") as tmp:
         base = Path(tmp) / "base"
@@ -191,8 +192,8 @@ def main() -> int:
         "balanced_vs_ilp_gap_pct": ilp_gap(),
         "runs": runs,
     }
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=2))
     return 0
 
