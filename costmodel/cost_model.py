@@ -19,7 +19,6 @@ measured sync and optimizer) is an Overheads value it is given: neutral unless t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
 from pathlib import Path
 
 from lobra.costmodel.analytical import AnalyticalLayerTime
@@ -198,13 +197,13 @@ class CostModel:
     ) -> list[tuple[float, ...]]:
         """stage_times of each micro-batch (extras_s[m] its extra_s; none: 0), what the config decides looked up
         once: the simulator asks for every micro-batch of a replica at a time."""
-        extras = repeat(0.0) if extras_s is None else extras_s
+        extras = [0.0] * len(mbs) if extras_s is None else extras_s
         tp, factor = config.tp, self.overheads.factor(config)
         weights = self.overheads.stage_weights.get(config)
         if weights is not None:
             num_layers, pp = self.model.num_layers, config.pp
             out = []
-            for mb, extra_s in zip(mbs, extras, strict=False):
+            for mb, extra_s in zip(mbs, extras, strict=True):
                 even = self.layer_ms(tp, mb) / 1e3 * num_layers / pp * factor + extra_s * factor
                 out.append(tuple(even * w for w in weights))
             return out
@@ -212,7 +211,7 @@ class CostModel:
         # ckpt: each layer's forward runs again in its backward
         recompute = 1 + FORWARD_SHARE if config.ckpt else 1.0
         out = []
-        for mb, extra_s in zip(mbs, extras, strict=False):
+        for mb, extra_s in zip(mbs, extras, strict=True):
             layer_s = self.layer_ms(tp, mb) / 1e3 * recompute
             embedding_ms, head_ms = self.outer_ms(tp, mb)
             times = [n * layer_s + extra_s for n in layers]

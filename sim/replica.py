@@ -119,10 +119,7 @@ def replica_process(
 def _closed_form(env, attempt: Attempt, replica: int, pp: int, stage_times, crossing_s, jitter, log):
     start = env.now
     record = log is not None
-    if pp == 1:
-        durations = [d for (d,) in stage_times]
-    else:
-        durations = op_durations(stage_times)
+    durations = op_durations(stage_times) if pp > 1 else [d for (d,) in stage_times]
     # The draws in op order; a constant factor of 1 leaves the durations as they are (x 1.0 is exact anyway).
     if callable(jitter):
         durations = [d * jitter() for d in durations]

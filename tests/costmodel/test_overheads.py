@@ -45,6 +45,23 @@ def test_overheads_are_applied_and_survive_with_memory():
     assert cost.with_memory(MemoryOptions(num_tasks=2)).overheads is overheads
 
 
+def test_stage_times_of_a_replica_are_each_micro_batchs_stage_times():
+    """The simulator's batch call gives, bit for bit, what stage_times gives one micro-batch at a time: with a
+    compute factor, measured stage weights, checkpointing, and each micro-batch its own extra."""
+    one, piped, ckpt = ParallelConfig(1, 1), ParallelConfig(1, 2), ParallelConfig(2, 2, ckpt=True)
+    overheads = Overheads(compute_factor={one: 2.0}, stage_weights={piped: (1.0, 1.5)})
+    cost = CostModel.build("tiny", "cpu", fit=FIT).with_overheads(overheads)
+    mbs = [MicroBatch.padded(3, 16), MicroBatch.padded(1, 64), MicroBatch((5, 30), 30, True)]
+    extras = [0.25, 0.0, 0.5]
+    for config in (one, piped, ckpt):
+        assert cost.stage_times_of(config, mbs, extras) == [
+            cost.stage_times(config, mb, e) for mb, e in zip(mbs, extras, strict=True)
+        ]
+        assert cost.stage_times_of(config, mbs) == [cost.stage_times(config, mb) for mb in mbs]
+    with pytest.raises(ValueError):  # an extra per micro-batch, no fewer
+        cost.stage_times_of(one, mbs, extras[:2])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
